@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds the local cluster's binaries from Go modules into a cache keyed by version:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (k8s.io/kubernetes)
+#   etcd                                                               (go.etcd.io/etcd/server/v3)
+#   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
+#   helm                                                               (helm.sh/helm/v3)
+# and unpacks the Gateway API CRDs from their module. A warm cache makes this a no-op.
+#
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|gateway-api]...
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+mkdir -p "$cache/logs"
+
+say() { printf '[build] %s\n' "$*" >&2; }
+fail() { printf '[build] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# run LOG CMD...: run a step with its output in LOG, and say where the log is when it fails.
+run() {
+  local log=$1; shift
+  if ! "$@" >>"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    fail "'$*' failed; full log: $log"
+  fi
+}
+
+module_gomod() { # path of a module's go.mod in the module cache
+  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])'
+}
+
+module_dir() {
+  go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
+}
+
+build_kube() {
+  local out="$cache/kube-$KUBE_VERSION/bin"
+  local tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local missing=0 t
+  for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
+  [[ $missing == 0 ]] && return 0
+  say "building Kubernetes $KUBE_VERSION (cold: 15-30 minutes on 2 cores)"
+  local work="$cache/build/kube-$KUBE_VERSION" log="$cache/logs/build-kube-$KUBE_VERSION.log"
+  mkdir -p "$work" "$out"; : >"$log"
+  local staging=${KUBE_VERSION/v1./v0.}
+  # The root go.mod points every k8s.io staging module at a local path with version v0.0.0;
+  # replace each with its published version, read from the target's own go.mod so the set
+  # follows the release.
+  {
+    echo "module modeldeploy.local/kube-build"
+    echo "go 1.26"
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#replace \1 => \1 '"$staging"'#p' "$(module_gomod "k8s.io/kubernetes@$KUBE_VERSION")"
+  } >"$work/go.mod"
+  local ldflags=""
+  local pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1"
+    ldflags+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION") -X $pkg.gitTreeState=clean"
+  done
+  ( cd "$work"
+    for t in "${tools[@]}"; do
+      [[ -x "$out/$t" ]] && continue
+      say "  go build $t"
+      run "$log" go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$t" "k8s.io/kubernetes/cmd/$t"
+    done )
+}
+
+build_etcd() {
+  local out="$cache/etcd-$ETCD_VERSION/bin"
+  [[ -x "$out/etcd" ]] && return 0
+  say "building etcd $ETCD_VERSION"
+  local work="$cache/build/etcd-$ETCD_VERSION" log="$cache/logs/build-etcd-$ETCD_VERSION.log"
+  mkdir -p "$work" "$out"; : >"$log"
+  # go install ...@version is refused because of etcd's replace lines; a wrapper that
+  # requires the server module builds its main package.
+  printf 'module modeldeploy.local/etcd-build\ngo 1.26\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+    "$ETCD_VERSION" >"$work/go.mod"
+  ( cd "$work" && run "$log" go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3 )
+  [[ -x "$out/etcd" ]] || fail "etcd build produced no binary; log: $log"
+}
+
+build_kwok() {
+  local out="$cache/kwok-$KWOK_VERSION/bin"
+  [[ -x "$out/kwok" && -x "$out/kwokctl" ]] && return 0
+  say "building KWOK $KWOK_VERSION"
+  local log="$cache/logs/build-kwok-$KWOK_VERSION.log"
+  mkdir -p "$out"; : >"$log"
+  run "$log" env GOBIN="$out" go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+build_helm() {
+  local out="$cache/helm-$HELM_VERSION/bin"
+  [[ -x "$out/helm" ]] && return 0
+  say "building helm $HELM_VERSION"
+  local log="$cache/logs/build-helm-$HELM_VERSION.log"
+  mkdir -p "$out"; : >"$log"
+  run "$log" env GOBIN="$out" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+unpack_gateway_api() {
+  local out="$cache/gateway-api-$GATEWAY_API_VERSION"
+  [[ -f "$out/standard-install.yaml" ]] && return 0
+  say "unpacking Gateway API $GATEWAY_API_VERSION CRDs"
+  mkdir -p "$out"
+  local dir; dir=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+  local f tmp="$out/standard-install.yaml.tmp"
+  : >"$tmp"
+  for f in "$dir"/config/crd/standard/*.yaml; do
+    printf -- '---\n' >>"$tmp"; cat "$f" >>"$tmp"
+  done
+  mv "$tmp" "$out/standard-install.yaml"
+}
+
+targets=("$@")
+[[ ${#targets[@]} == 0 ]] && targets=(all)
+for target in "${targets[@]}"; do
+  case $target in
+    all) build_etcd; build_kwok; unpack_gateway_api; build_kube ;;
+    kube) build_kube ;;
+    etcd) build_etcd ;;
+    kwok) build_kwok ;;
+    helm) build_helm ;;
+    gateway-api) unpack_gateway_api ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm gateway-api)" ;;
+  esac
+done
