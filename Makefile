@@ -1,0 +1,65 @@
+# modeldeploy: `make demo` shows it working on a local cluster; `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+KUBECTL := .cluster/bin/kubectl --kubeconfig .cluster/kubeconfig
+PYTEST_ARGS ?=
+
+.PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Every test: unit tests in milliseconds, then the cluster tests (the local cluster is
+# brought up once by tests/cluster/conftest.py, or taken from MODELDEPLOY_TEST_KUBECONFIG).
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest -m 'not cluster' $(PYTEST_ARGS)
+
+test-cluster: install
+	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check operator tests bench hack/cluster
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator tests bench
+
+crds: install
+	$(BIN)/modeldeploy crd > crds/modeldeploy.io_modeldeployments.yaml
+	$(BIN)/modeldeploy api-docs > docs/api.md
+
+binaries:
+	hack/build-binaries.sh all
+
+cluster-up:
+	hack/cluster up
+
+cluster-down:
+	hack/cluster down
+
+cluster-status:
+	hack/cluster status
+
+demo: install
+	hack/demo up
+
+demo-down:
+	hack/demo down
+
+bench: install
+	$(PY) -m bench.run
+
+clean: cluster-down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
