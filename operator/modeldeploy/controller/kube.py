@@ -1,0 +1,165 @@
+"""The operator's only door to the API server: server-side apply under one field manager.
+
+Every write goes through `Kube.apply`, which first compares what we would apply with
+what is there (`diff.needs_apply`) and writes only when they differ, so a resync of an
+unchanged cluster makes zero writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from modeldeploy import metrics
+from modeldeploy.controller.diff import needs_apply
+
+FIELD_MANAGER = "modeldeploy"
+USER_AGENT = "modeldeploy-operator"
+# A kind the cluster does not serve is looked up again at most this often (a CRD may be installed later).
+REDISCOVERY_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    obj: dict[str, Any]
+    written: bool
+    restored: bool  # it existed and had drifted from what we apply (edited by hand)
+
+
+class KindNotServed(Exception):
+    """The API server does not serve this kind: its CRD is not installed."""
+
+    def __init__(self, api_version: str, kind: str) -> None:
+        super().__init__(f"{kind}.{api_version} is not served by the cluster")
+        self.api_version = api_version
+        self.kind = kind
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
+        self.api = api
+        self.dynamic = dynamic
+        self._missing_kinds: dict[tuple[str, str], float] = {}
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """In-cluster config when running in a pod, else the usual kubeconfig."""
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not kubeconfig:
+            config.load_incluster_config()
+            api = client.ApiClient()
+        else:
+            api = await config.new_client_from_config(config_file=kubeconfig)
+        api.user_agent = USER_AGENT
+        cache = os.path.join(tempfile.mkdtemp(prefix="modeldeploy-"), "discovery.json")
+        dynamic = await DynamicClient(api, cache_file=cache)
+        return cls(api, dynamic)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def resource(self, api_version: str, kind: str) -> Any:
+        key = (api_version, kind)
+        missing_since = self._missing_kinds.get(key)
+        if missing_since is not None:
+            if time.monotonic() - missing_since < REDISCOVERY_SECONDS:
+                raise KindNotServed(api_version, kind)
+            await self.dynamic.resources.invalidate_cache()
+        try:
+            found = await self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            self._missing_kinds[key] = time.monotonic()
+            raise KindNotServed(api_version, kind) from None
+        self._missing_kinds.pop(key, None)
+        return found
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        try:
+            await self.resource(api_version, kind)
+        except KindNotServed:
+            return False
+        return True
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        resource = await self.resource(api_version, kind)
+        try:
+            found = await self.dynamic.get(resource, name=name, namespace=namespace)
+        except NotFoundError:
+            return None
+        return dict(found.to_dict())
+
+    async def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
+        resource = await self.resource(api_version, kind)
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        found = await self.dynamic.get(resource, namespace=namespace, label_selector=label_selector)
+        return [dict(item) for item in found.to_dict()["items"]]
+
+    async def apply(self, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
+        """Server-side apply `desired` unless `live` (what the cluster has, or None) already matches it."""
+        if live is not None and not needs_apply(desired, live):
+            return ApplyResult(live, written=False, restored=False)
+        resource = await self.resource(desired["apiVersion"], desired["kind"])
+        applied = await self.dynamic.server_side_apply(
+            resource,
+            body=desired,
+            namespace=desired["metadata"].get("namespace"),
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        metrics.API_WRITES.labels(kind=desired["kind"], verb="apply").inc()
+        return ApplyResult(dict(applied.to_dict()), written=True, restored=live is not None and _ours(live))
+
+    async def delete(self, obj: dict[str, Any]) -> bool:
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        try:
+            await self.dynamic.delete(
+                resource,
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                propagation_policy="Background",
+            )
+        except NotFoundError:
+            return False
+        metrics.API_WRITES.labels(kind=obj["kind"], verb="delete").inc()
+        return True
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict
+    ) -> None:
+        """JSON merge patch of the status subresource: the operator never writes spec."""
+        resource = await self.resource(api_version, kind)
+        await self.dynamic.patch(
+            resource.subresources["status"],
+            body={"status": status},
+            name=name,
+            namespace=namespace,
+            content_type="application/merge-patch+json",
+        )
+        metrics.API_WRITES.labels(kind=kind, verb="status").inc()
+
+    async def delete_all(self, objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        deleted = []
+        for obj in objects:
+            try:
+                if await self.delete(obj):
+                    deleted.append(obj)
+            except ApiException as error:
+                log.warning("could not delete %s/%s: %s", obj["kind"], obj["metadata"]["name"], error.reason)
+        return deleted
+
+
+def _ours(live: dict[str, Any]) -> bool:
+    """Only an object we applied before counts as restored; a brand new one is just created."""
+    managers = live.get("metadata", {}).get("managedFields") or []
+    return any(entry.get("manager") == FIELD_MANAGER for entry in managers)
