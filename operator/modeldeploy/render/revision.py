@@ -36,7 +36,9 @@ class RevisionSpec(Model):
         return cls(model=spec.model, runtime=spec.runtime)
 
     def to_annotation(self) -> str:
-        return json.dumps(self.model_dump(by_alias=True, exclude_defaults=True), sort_keys=True, separators=(",", ":"))
+        return json.dumps(
+            self.model_dump(by_alias=True, exclude_defaults=True), sort_keys=True, separators=(",", ":")
+        )
 
     @classmethod
     def from_annotation(cls, text: str) -> RevisionSpec:

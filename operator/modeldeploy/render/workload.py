@@ -1,0 +1,255 @@
+"""The Deployment of one model revision: the server container, its model, its GPUs.
+
+Everything here is rendered from the revision's own RevisionSpec (`plan.spec`), never from
+the current spec, so an older revision renders exactly as it did when it was new. Every
+map and list comes out in a fixed order: rendering twice gives identical output, and the
+controller's "differs from what is there" comparison never sees spurious changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+from modeldeploy.api.models import ModelDeployment, Runtime
+from modeldeploy.render import common
+from modeldeploy.render.model_volume import OciMode, model_volume
+from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan
+
+LABEL_ROLE = "modeldeploy.io/role"
+SERVER_CONTAINER = "server"
+SERVING_PORT = "serving"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+# The taint the NVIDIA GPU operator (and most cloud GPU node pools) put on GPU nodes.
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+SHM_VOLUME = "dshm"
+REVISION_HISTORY_LIMIT = 2
+PROBE_PERIOD_SECONDS = 10
+PROBE_TIMEOUT_SECONDS = 5
+# Scheduling, pulling a multi-gigabyte server image and fetching the model all happen before
+# the startup probe starts counting; the Deployment's progress deadline allows for them.
+PROGRESS_ALLOWANCE_SECONDS = 600
+
+
+def deployment_name(md: ModelDeployment, revision: str) -> str:
+    """A canary runs each revision in its own Deployment; rolling and recreate update one in place."""
+    if md.spec.rollout.strategy == "canary":
+        return f"{common.name_of(md)}-{revision}"
+    return common.name_of(md)
+
+
+def deployment_selector(md: ModelDeployment, revision: str) -> dict[str, str]:
+    """The selector is immutable: a Deployment updated in place across revisions cannot select
+    by revision, so only per-revision (canary) Deployments do."""
+    if md.spec.rollout.strategy == "canary":
+        return common.selector_labels(md, revision)
+    return common.selector_labels(md)
+
+
+def render_deployment(
+    md: ModelDeployment, plan: RevisionPlan, initializer_image: str, oci_mode: OciMode = "image-volume"
+) -> dict[str, Any]:
+    metadata = common.child_metadata(md, deployment_name(md, plan.revision), plan.revision)
+    # The role is on the Deployment only: on the pod template, promoting a canary would
+    # restart every pod of it.
+    metadata["labels"][LABEL_ROLE] = plan.role
+    metadata["annotations"] = {REVISION_SPEC_ANNOTATION: plan.spec.to_annotation()}
+    runtime = plan.spec.runtime
+    spec: dict[str, Any] = {}
+    if plan.replicas is not None:
+        spec["replicas"] = plan.replicas
+    spec |= {
+        "selector": {"matchLabels": deployment_selector(md, plan.revision)},
+        "strategy": _strategy(md),
+        "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
+        "progressDeadlineSeconds": runtime.startup_timeout_seconds + PROGRESS_ALLOWANCE_SECONDS,
+        "template": {
+            "metadata": _pod_metadata(md, plan),
+            "spec": pod_spec(plan, initializer_image, oci_mode),
+        },
+    }
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
+
+
+def _strategy(md: ModelDeployment) -> dict[str, Any]:
+    if md.spec.rollout.strategy == "recreate":
+        return {"type": "Recreate"}
+    # Never below the wanted capacity while pods are replaced: GPU servers take minutes to load.
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}
+
+
+def _pod_metadata(md: ModelDeployment, plan: RevisionPlan) -> dict[str, Any]:
+    runtime = plan.spec.runtime
+    # Ours are applied last: a pod label must never move a pod out of its Services' selectors.
+    labels = {**dict(sorted(runtime.pod_labels.items())), **common.labels(md, plan.revision)}
+    # `kubectl logs` and `exec` pick the server rather than asking which container.
+    annotations = {
+        **dict(sorted(runtime.pod_annotations.items())),
+        "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
+    }
+    return {"labels": labels, "annotations": annotations}
+
+
+def pod_spec(
+    plan: RevisionPlan, initializer_image: str, oci_mode: OciMode = "image-volume"
+) -> dict[str, Any]:
+    runtime = plan.spec.runtime
+    volume = model_volume(plan.spec.model, initializer_image, oci_mode)
+    volumes = list(volume.volumes)
+    mounts = list(volume.server_volume_mounts)
+    if _wants_shm(runtime):
+        shm: dict[str, Any] = {"medium": "Memory"}
+        if runtime.shm_size:
+            shm["sizeLimit"] = runtime.shm_size
+        volumes.append({"name": SHM_VOLUME, "emptyDir": shm})
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+
+    spec: dict[str, Any] = {}
+    if runtime.service_account_name:
+        spec["serviceAccountName"] = runtime.service_account_name
+    else:
+        # Model servers do not talk to the API server; without a ServiceAccount of their own
+        # they get no token at all.
+        spec["automountServiceAccountToken"] = False
+    # Service environment variables (SENTIMENT_PORT=tcp://...) collide with servers' own
+    # settings (vLLM reads VLLM_PORT, for one); servers find Services through DNS.
+    spec["enableServiceLinks"] = False
+    if volume.share_process_namespace:
+        spec["shareProcessNamespace"] = True
+    spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if volume.image_pull_secrets:
+        spec["imagePullSecrets"] = volume.image_pull_secrets
+    init_containers = volume.init_containers + volume.sidecars
+    if init_containers:
+        spec["initContainers"] = init_containers
+    spec["containers"] = [_server_container(runtime, volume.server_env, mounts)]
+    spec["volumes"] = volumes
+    node_selector = _node_selector(runtime)
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    tolerations = _tolerations(runtime)
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return spec
+
+
+def _server_container(
+    runtime: Runtime, model_env: list[dict[str, Any]], mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": SERVER_CONTAINER, "image": runtime.image}
+    if runtime.command:
+        container["command"] = list(runtime.command)
+    if runtime.args:
+        container["args"] = list(runtime.args)
+    container["env"] = _env(runtime, model_env)
+    if runtime.env_from:
+        container["envFrom"] = copy.deepcopy(runtime.env_from)
+    container["ports"] = [{"name": SERVING_PORT, "containerPort": runtime.port, "protocol": "TCP"}]
+    resources = _resources(runtime)
+    if resources:
+        container["resources"] = resources
+    container["volumeMounts"] = mounts
+    container |= _probes(runtime)
+    container |= {
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # Not runAsNonRoot or a dropped capability set: many server images run as root and
+        # would fail to start; the pod stays within the Pod Security "baseline" level.
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+    return container
+
+
+def _env(runtime: Runtime, model_env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The model's variables first, so the user's can refer to them as $(MODEL_DIR); a user
+    variable of the same name is dropped (it would misstate where the model is, and server-side
+    apply refuses duplicate names). Among the user's own duplicates the last wins, as in a Pod."""
+    ours = {variable["name"] for variable in model_env}
+    users = {
+        variable.name: variable.model_dump(by_alias=True, exclude_none=True)
+        for variable in runtime.env
+        if variable.name not in ours
+    }
+    return [*model_env, *users.values()]
+
+
+def _resources(runtime: Runtime) -> dict[str, Any]:
+    wanted = runtime.resources
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    # No CPU limit: throttling a server costs latency and saves nothing that requests do not.
+    if wanted.cpu:
+        requests["cpu"] = wanted.cpu
+    if wanted.memory:
+        requests["memory"] = limits["memory"] = wanted.memory
+    if wanted.gpu:
+        # Extended resources cannot be overcommitted: requests must equal limits.
+        requests[_gpu_resource(runtime)] = limits[_gpu_resource(runtime)] = str(wanted.gpu)
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = requests
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def _gpu_resource(runtime: Runtime) -> str:
+    if runtime.gpu and runtime.gpu.mig_profile:
+        return f"nvidia.com/mig-{runtime.gpu.mig_profile}"
+    return GPU_RESOURCE
+
+
+def _wants_shm(runtime: Runtime) -> bool:
+    """A memory-backed /dev/shm when its size is given, and always for GPU servers: PyTorch
+    workers and NCCL exchange tensors through shared memory, and the runtime's default of
+    64Mi makes them crash. Unsized, it is bounded by the pod's memory limit, which its pages
+    count against."""
+    return runtime.shm_size is not None or runtime.resources.gpu > 0
+
+
+def _node_selector(runtime: Runtime) -> dict[str, str]:
+    selector = dict(sorted(runtime.node_selector.items()))
+    # The GPU settings describe the GPUs requested; without any, there is nothing to place.
+    if runtime.resources.gpu and runtime.gpu and runtime.gpu.product:
+        selector[GPU_PRODUCT_LABEL] = runtime.gpu.product
+    return selector
+
+
+def _tolerations(runtime: Runtime) -> list[dict[str, Any]]:
+    tolerations = [dict(GPU_TOLERATION)] if runtime.resources.gpu else []
+    for toleration in runtime.tolerations:
+        rendered = toleration.model_dump(by_alias=True, exclude_none=True)
+        if rendered not in tolerations:
+            tolerations.append(rendered)
+    return tolerations
+
+
+def _probes(runtime: Runtime) -> dict[str, Any]:
+    """Readiness says the model is loaded; the startup probe (the same check) gives the server
+    startupTimeoutSeconds to get there before liveness may restart it. gRPC servers are asked
+    through the standard gRPC health service, which has no path: for them livenessPath only
+    switches the liveness probe on."""
+    timing = {"periodSeconds": PROBE_PERIOD_SECONDS, "timeoutSeconds": PROBE_TIMEOUT_SECONDS}
+    probes = {
+        "readinessProbe": {**_probe_action(runtime, runtime.readiness_path), **timing, "failureThreshold": 3},
+        "startupProbe": {
+            **_probe_action(runtime, runtime.readiness_path),
+            **timing,
+            "failureThreshold": math.ceil(runtime.startup_timeout_seconds / PROBE_PERIOD_SECONDS),
+        },
+    }
+    if runtime.liveness_path:
+        probes["livenessProbe"] = {
+            **_probe_action(runtime, runtime.liveness_path),
+            **timing,
+            "failureThreshold": 6,
+        }
+    return probes
+
+
+def _probe_action(runtime: Runtime, path: str) -> dict[str, Any]:
+    if runtime.protocol == "grpc":
+        # A gRPC probe takes a port number; named ports are refused.
+        return {"grpc": {"port": runtime.port}}
+    return {"httpGet": {"path": path, "port": SERVING_PORT}}
