@@ -4,9 +4,10 @@
 #   etcd                                                               (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
 #   helm                                                               (helm.sh/helm/v3)
-# and unpacks the Gateway API CRDs from their module. A warm cache makes this a no-op.
+# and unpacks the CRDs of Gateway API, Istio, SMI and KEDA from their modules.
+# A warm cache makes this a no-op.
 #
-# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|gateway-api]...
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -104,30 +105,55 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
-unpack_gateway_api() {
-  local out="$cache/gateway-api-$GATEWAY_API_VERSION"
-  [[ -f "$out/standard-install.yaml" ]] && return 0
-  say "unpacking Gateway API $GATEWAY_API_VERSION CRDs"
+# concat_yaml OUT FILE...: the files as one multi-document YAML, written atomically.
+concat_yaml() {
+  local out=$1; shift
+  local f
+  for f in "$@"; do printf -- '---\n'; cat "$f"; done >"$out.tmp"
+  mv "$out.tmp" "$out"
+}
+
+# The CRDs the local cluster installs so that every provider's objects are validated by the
+# API server: Gateway API (standard channel), Istio, SMI TrafficSplit (converted from the
+# apiextensions v1beta1 it ships, which Kubernetes no longer serves) and KEDA.
+unpack_crds() {
+  local out="$cache/crds" dir
   mkdir -p "$out"
-  local dir; dir=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
-  local f tmp="$out/standard-install.yaml.tmp"
-  : >"$tmp"
-  for f in "$dir"/config/crd/standard/*.yaml; do
-    printf -- '---\n' >>"$tmp"; cat "$f" >>"$tmp"
-  done
-  mv "$tmp" "$out/standard-install.yaml"
+  if [[ ! -f "$out/gateway-api-$GATEWAY_API_VERSION.yaml" ]]; then
+    say "unpacking Gateway API $GATEWAY_API_VERSION CRDs"
+    dir=$(module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")
+    concat_yaml "$out/gateway-api-$GATEWAY_API_VERSION.yaml" "$dir"/config/crd/standard/*.yaml
+  fi
+  if [[ ! -f "$out/istio-$ISTIO_API_VERSION.yaml" ]]; then
+    say "unpacking Istio $ISTIO_API_VERSION CRDs"
+    dir=$(module_dir "istio.io/api@$ISTIO_API_VERSION")
+    concat_yaml "$out/istio-$ISTIO_API_VERSION.yaml" "$dir/kubernetes/customresourcedefinitions.gen.yaml"
+  fi
+  if [[ ! -f "$out/smi-$SMI_SDK_VERSION.yaml" ]]; then
+    say "converting SMI $SMI_SDK_VERSION TrafficSplit CRD"
+    dir=$(module_dir "github.com/servicemeshinterface/smi-sdk-go@$SMI_SDK_VERSION")
+    python3 "$here/crd-to-v1.py" <"$dir/crds/split.yaml" >"$out/smi-$SMI_SDK_VERSION.yaml.tmp"
+    mv "$out/smi-$SMI_SDK_VERSION.yaml.tmp" "$out/smi-$SMI_SDK_VERSION.yaml"
+  fi
+  if [[ ! -f "$out/keda-$KEDA_VERSION.yaml" ]]; then
+    # KEDA's kustomize patches only bound stabilizationWindowSeconds (the API does too) and
+    # adjust ScaledJob pod templates, so the bases are used as they are.
+    say "unpacking KEDA $KEDA_VERSION CRDs"
+    dir=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+    concat_yaml "$out/keda-$KEDA_VERSION.yaml" "$dir"/config/crd/bases/keda.sh_*.yaml
+  fi
 }
 
 targets=("$@")
 [[ ${#targets[@]} == 0 ]] && targets=(all)
 for target in "${targets[@]}"; do
   case $target in
-    all) build_etcd; build_kwok; unpack_gateway_api; build_kube ;;
+    all) build_etcd; build_kwok; unpack_crds; build_kube; build_helm ;;
     kube) build_kube ;;
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     helm) build_helm ;;
-    gateway-api) unpack_gateway_api ;;
-    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm gateway-api)" ;;
+    crds) unpack_crds ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds)" ;;
   esac
 done

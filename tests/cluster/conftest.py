@@ -30,7 +30,9 @@ class Kubectl:
         self.binary = binary
         self.kubeconfig = kubeconfig
 
-    def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [self.binary, "--kubeconfig", self.kubeconfig, *args], input=input, capture_output=True, text=True
         )
@@ -41,11 +43,17 @@ class Kubectl:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
-    def apply(self, manifest: dict | list | str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        text = manifest if isinstance(manifest, str) else yaml.safe_dump_all(
-            manifest if isinstance(manifest, list) else [manifest]
+    def apply(
+        self, manifest: dict | list | str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        text = (
+            manifest
+            if isinstance(manifest, str)
+            else yaml.safe_dump_all(manifest if isinstance(manifest, list) else [manifest])
         )
-        return self.run("apply", "--server-side", "--field-manager=tests", "-f", "-", *args, input=text, check=check)
+        return self.run(
+            "apply", "--server-side", "--field-manager=tests", "-f", "-", *args, input=text, check=check
+        )
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +70,22 @@ def kubeconfig() -> str:
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str) -> Kubectl:
     local = ROOT / ".cluster" / "bin" / "kubectl"
-    return Kubectl(os.environ.get("MODELDEPLOY_TEST_KUBECTL", str(local) if local.exists() else "kubectl"), kubeconfig)
+    return Kubectl(
+        os.environ.get("MODELDEPLOY_TEST_KUBECTL", str(local) if local.exists() else "kubectl"), kubeconfig
+    )
+
+
+@pytest.fixture(scope="session")
+def provider_crds(kubectl: Kubectl) -> None:
+    """Gateway API, Istio, SMI and KEDA CRDs: `hack/cluster up` installs them; another
+    cluster gets the same files."""
+    if os.environ.get("MODELDEPLOY_TEST_KUBECONFIG"):
+        files = subprocess.run(
+            [str(ROOT / "hack" / "cluster"), "crd-files"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for path in files:
+            kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=hack-cluster", "-f", path)
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,30 +41,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.3)
-
-
-@pytest.fixture(scope="session")
-def keda_crds(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> None:
-    destination = tmp_path_factory.mktemp("keda")
-    result = subprocess.run(
-        [str(ROOT / "hack" / "keda-crds.sh"), str(destination)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    kubectl.apply((destination / "keda.yaml").read_text(), "--force-conflicts")
-    # `kubectl wait` fails at once, rather than waiting, while a new CRD has no conditions yet.
-    wait_for(
-        "the KEDA CRDs to be established",
-        lambda: (
-            kubectl.run(
-                "wait",
-                "--for=condition=Established",
-                "--timeout=30s",
-                *(f"crd/{crd}" for crd in KEDA_CRDS),
-                check=False,
-            ).returncode
-            == 0
-        ),
-    )
 
 
 def model(namespace: str, autoscaling: dict[str, Any]) -> ModelDeployment:
@@ -123,7 +98,7 @@ def test_the_api_server_accepts_the_hpa_for(kubectl: Kubectl, namespace: str, me
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_the_api_server_accepts_the_scaled_object_for(
-    kubectl: Kubectl, namespace: str, keda_crds: None, metric: str
+    kubectl: Kubectl, namespace: str, provider_crds: None, metric: str
 ) -> None:
     rendered, live = create(kubectl, model(namespace, autoscaling("keda", metric)))
     # Strict field validation refuses unknown fields, so equality also proves nothing was pruned.
@@ -131,7 +106,7 @@ def test_the_api_server_accepts_the_scaled_object_for(
 
 
 def test_the_api_server_accepts_a_scaled_object_that_scales_to_zero(
-    kubectl: Kubectl, namespace: str, keda_crds: None
+    kubectl: Kubectl, namespace: str, provider_crds: None
 ) -> None:
     rendered, live = create(kubectl, model(namespace, autoscaling("keda", "prometheus", minReplicas=0)))
     assert live["spec"] == rendered["spec"]
@@ -140,7 +115,7 @@ def test_the_api_server_accepts_a_scaled_object_that_scales_to_zero(
 
 @pytest.mark.parametrize("engine", ["hpa", "keda"])
 def test_the_api_server_accepts_a_canary_autoscaler(
-    kubectl: Kubectl, namespace: str, keda_crds: None, engine: str
+    kubectl: Kubectl, namespace: str, provider_crds: None, engine: str
 ) -> None:
     _, live = create(kubectl, model(namespace, autoscaling(engine, "rps")), role="canary", weight=25)
     fields = ("minReplicas", "maxReplicas") if engine == "hpa" else ("minReplicaCount", "maxReplicaCount")

@@ -7,7 +7,6 @@ ModelDeployment, is not created here.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STABLE = "7f9c2d0000"
 CANARY = "1b03e80000"
 WEIGHTS = (0, 10, 50, 100)
-
-
-@pytest.fixture(scope="session")
-def provider_crds(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Istio's and SMI's CRDs, as hack/provider-crds.sh writes them, installed once."""
-    dest = tmp_path_factory.mktemp("provider-crds")
-    result = subprocess.run(
-        [str(ROOT / "hack" / "provider-crds.sh"), str(dest)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, f"hack/provider-crds.sh failed:\n{result.stderr}"
-    for manifest in ("istio.yaml", "smi.yaml"):
-        kubectl.run(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=hack-cluster",
-            "-f",
-            str(dest / manifest),
-        )
-    required = [f"crd/{name}" for router in ROUTERS.values() for name in router.required_crds]
-    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", *required)
 
 
 def model(provider: str, namespace: str, protocol: str = "http", **traffic: Any) -> ModelDeployment:
