@@ -280,6 +280,11 @@ def _unschedulable(pod: dict[str, Any]) -> str | None:
     return _shorten(f"Unschedulable: {message}")
 
 
+def holds_gpus(pod: dict[str, Any]) -> bool:
+    """The pod requests GPUs or MIG slices (so it counts against capacity once bound)."""
+    return any(_gpu_requests(pod).values())
+
+
 def _gpu_requests(pod: dict[str, Any]) -> dict[str, int]:
     spec = pod.get("spec", {})
     resources: set[str] = set()

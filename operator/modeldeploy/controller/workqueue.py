@@ -10,6 +10,7 @@ in annotations and put finalizers on the user's resource.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections.abc import Hashable
@@ -60,10 +61,8 @@ class WorkQueue:
             else:
                 wait = None
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
     def done(self, key: Hashable, requeue_after: float | None = None) -> None:
         """Finished successfully; run again after `requeue_after` seconds if given."""

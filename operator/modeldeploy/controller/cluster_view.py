@@ -1,0 +1,51 @@
+"""An in-memory view of the GPU side of the cluster, kept current by watch events.
+
+GPU capacity is judged against every node and every pod holding GPUs; listing them on each
+reconcile would cost two cluster-wide reads per ModelDeployment. The watch that kopf keeps
+open feeds this view instead, and only the fields capacity needs are kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeldeploy.capacity import holds_gpus
+
+
+def _slim(
+    obj: dict[str, Any], spec_fields: tuple[str, ...], status_fields: tuple[str, ...]
+) -> dict[str, Any]:
+    metadata = obj.get("metadata") or {}
+    return {
+        "metadata": {key: metadata.get(key) for key in ("name", "namespace", "labels") if key in metadata},
+        "spec": {key: value for key, value in (obj.get("spec") or {}).items() if key in spec_fields},
+        "status": {key: value for key, value in (obj.get("status") or {}).items() if key in status_fields},
+    }
+
+
+class ClusterView:
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._gpu_pods: dict[tuple[str, str], dict[str, Any]] = {}
+
+    @property
+    def nodes(self) -> list[dict[str, Any]]:
+        return list(self._nodes.values())
+
+    @property
+    def gpu_pods(self) -> list[dict[str, Any]]:
+        return list(self._gpu_pods.values())
+
+    def node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
+        name = node["metadata"]["name"]
+        if event_type == "DELETED":
+            self._nodes.pop(name, None)
+        else:
+            self._nodes[name] = _slim(node, ("taints", "unschedulable"), ("allocatable", "capacity"))
+
+    def pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if event_type == "DELETED" or not holds_gpus(pod):
+            self._gpu_pods.pop(key, None)
+        else:
+            self._gpu_pods[key] = _slim(pod, ("nodeName", "containers", "initContainers"), ("phase",))

@@ -1,0 +1,108 @@
+"""kopf wiring: watch events become keys in the work queue; workers reconcile them.
+
+Only `kopf.on.event` handlers are used: they keep no state on the watched objects, so the
+operator never writes annotations or finalizers on a user's ModelDeployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from modeldeploy import metrics
+from modeldeploy.api.models import GROUP, PLURAL, VERSION
+from modeldeploy.controller.reconcile import Reconciler
+from modeldeploy.controller.workqueue import WorkQueue
+from modeldeploy.render.autoscaler import autoscaler_kinds
+from modeldeploy.render.common import LABEL_MANAGED_BY, LABEL_MODEL, MANAGER
+from modeldeploy.traffic import ROUTERS
+
+# Children change in bursts (a rollout touches pods, ReplicaSets, Deployments at once):
+# wait this long so one reconcile sees the burst.
+CHILD_EVENT_DELAY_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+def child_kinds() -> set[tuple[str, str]]:
+    """(apiVersion, kind) of every child the operator creates, whose changes wake its owner."""
+    kinds = {("apps/v1", "Deployment"), ("v1", "Service"), *autoscaler_kinds()}
+    for router in ROUTERS.values():
+        kinds.update(router.managed_kinds)
+    return kinds
+
+
+def build_registry(queue: WorkQueue) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # The operator records its own Events; kopf's would be one write per handler log line.
+        settings.posting.enabled = False
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own has none of kopf's default login handlers.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def model_changed(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
+        if event["type"] == "DELETED":
+            queue.forget((namespace, name))
+        else:
+            queue.add((namespace, name))
+
+    async def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+        queue.add((namespace, labels[LABEL_MODEL]), delay=CHILD_EVENT_DELAY_SECONDS)
+
+    for api_version, kind in sorted(child_kinds()):
+        group, _, version = api_version.rpartition("/")
+        kopf.on.event(
+            group,
+            version,
+            kind,
+            labels={LABEL_MANAGED_BY: MANAGER, LABEL_MODEL: kopf.PRESENT},
+            registry=registry,
+            id=f"child-{kind}",
+        )(child_changed)
+    # Pods carry the model label (not managed-by: they are the ReplicaSet's): their scheduling
+    # and readiness explain a wait.
+    kopf.on.event("", "v1", "pods", labels={LABEL_MODEL: kopf.PRESENT}, registry=registry, id="pods")(
+        child_changed
+    )
+    return registry
+
+
+async def work(queue: WorkQueue, reconciler: Reconciler, stop: asyncio.Event) -> None:
+    """Reconcile keys until `stop`; a reconcile in progress is finished, not interrupted."""
+    while not stop.is_set():
+        getting = asyncio.ensure_future(queue.get())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not getting.done():
+            getting.cancel()
+            return
+        key = getting.result()
+        namespace, name = key  # type: ignore[misc]
+        started = time.monotonic()
+        try:
+            requeue = await reconciler.reconcile(namespace, name)
+        except Exception:
+            delay = queue.failed(key)
+            metrics.RECONCILES.labels(result="error").inc()
+            log.exception("[%s/%s] reconcile failed; retrying in %.0fs", namespace, name, delay)
+        else:
+            if requeue is None:
+                queue.forget(key)
+            else:
+                queue.done(key, requeue)
+            metrics.RECONCILES.labels(result="success").inc()
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)

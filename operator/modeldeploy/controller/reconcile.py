@@ -1,0 +1,547 @@
+"""One reconcile of one ModelDeployment: read, decide (pure), apply, record status.
+
+Everything that decides lives in api/, render/, rollout/, traffic/ and capacity; this
+module gathers observations from the cluster, calls them, applies what they return,
+removes children they no longer want, and writes status and events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from modeldeploy import capacity, metrics
+from modeldeploy.api.conditions import set_condition
+from modeldeploy.api.models import (
+    API_VERSION,
+    KIND,
+    AnalysisRun,
+    Condition,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    ResolvedModel,
+)
+from modeldeploy.controller.cluster_view import ClusterView
+from modeldeploy.controller.events import EventRecorder
+from modeldeploy.controller.kube import KindNotServed, Kube
+from modeldeploy.render.autoscaler import AutoscalingError, autoscaler_kinds, render_autoscaler
+from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
+from modeldeploy.render.model_volume import OciMode
+from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, revision_of
+from modeldeploy.render.services import render_role_services
+from modeldeploy.render.workload import deployment_name, render_deployment
+from modeldeploy.rollout import machine
+from modeldeploy.rollout.prometheus import measure
+from modeldeploy.storage.termination import model_state_from_pods
+from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
+
+log = logging.getLogger(__name__)
+
+# With nothing to wait for, look again this often anyway: it repairs drift no watch reported.
+RESYNC_SECONDS = 600.0
+# Every kind of child, so that a child no longer wanted (old revision, previous traffic
+# provider or autoscaling engine) is found and removed.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    *autoscaler_kinds(),
+    *sorted({kind for router in ROUTERS.values() for kind in router.managed_kinds}),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    initializer_image: str
+    oci_mode: OciMode = "image-volume"
+
+
+@dataclass
+class Problem:
+    """Something the user must fix, reported in a condition instead of failing the reconcile."""
+
+    condition: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    settings: Settings
+    events: EventRecorder
+    cluster: ClusterView = field(default_factory=ClusterView)
+    # Analysis results measured after a decision asked for them, handed to the next decision.
+    pending_measurements: dict[tuple[str, str], tuple[AnalysisRun, ...]] = field(default_factory=dict)
+
+    async def reconcile(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
+        """Returns seconds until this object needs another look, or None when it is gone."""
+        body = await self.kube.get(API_VERSION, KIND, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Children carry owner references: the garbage collector removes them.
+            self.pending_measurements.pop((namespace, name), None)
+            with contextlib.suppress(KeyError):
+                metrics.CANARY_WEIGHT.remove(namespace, name)
+            return None
+        try:
+            md = ModelDeployment.model_validate(body)
+        except ValidationError as error:
+            await self._refuse(body, error, now or datetime.now(UTC))
+            return None
+        return await _Pass(self, md, body, now or datetime.now(UTC)).run()
+
+    async def _refuse(self, body: dict[str, Any], error: ValidationError, now: datetime) -> None:
+        """A spec the schema let through but the models refuse: say which field, and wait for a fix."""
+        message = "; ".join(
+            f"spec.{'.'.join(str(part) for part in issue['loc'][1:])}: {issue['msg']}"
+            if issue["loc"] and issue["loc"][0] == "spec"
+            else f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+        conditions = set_condition(status.conditions, "Ready", "False", "InvalidSpec", message, now)
+        patch = {
+            "observedGeneration": body["metadata"].get("generation"),
+            "ready": "False",
+            "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],
+        }
+        if _status_changes(body.get("status") or {}, patch):
+            await self.kube.patch_status(
+                API_VERSION, KIND, body["metadata"]["namespace"], body["metadata"]["name"], patch
+            )
+            await self.events.emit(body, "Warning", "InvalidSpec", message)
+
+
+class _Pass:
+    """The state of one reconcile pass, so each step reads like the sentence describing it."""
+
+    def __init__(
+        self, reconciler: Reconciler, md: ModelDeployment, body: dict[str, Any], now: datetime
+    ) -> None:
+        self.r = reconciler
+        self.kube = reconciler.kube
+        self.md = md
+        self.body = body
+        self.now = now
+        self.namespace = namespace_of(md)
+        self.name = name_of(md)
+        self.key = (self.namespace, self.name)
+        self.revision = revision_of(md.spec)
+        self.router: Router = router_for(md.spec.traffic.provider)
+        self.problems: list[Problem] = []
+        self.restored: list[str] = []
+
+    async def run(self) -> float:
+        selector = selector_labels(self.md)
+        deployments = await self.kube.list("apps/v1", "Deployment", self.namespace, selector)
+        pods = await self.kube.list("v1", "Pod", self.namespace, selector)
+        routes_live = await self._list_kinds(self.router.managed_kinds)
+        specs = _revision_specs(deployments) | {self.revision: RevisionSpec.of(self.md.spec)}
+        readiness = _readiness(deployments)
+
+        routed = self.router.routed(self.md, routes_live, _current_routing(self.md.status, readiness))
+        decision = machine.decide(
+            self.md.spec,
+            self.md.status,
+            machine.Observations(
+                revision=self.revision,
+                live=readiness,
+                routed_weight=routed.canary_weight,
+                request=self._request(),
+                measurements=self.r.pending_measurements.pop(self.key, ()),
+            ),
+            self.now,
+        )
+        routing = Routing(
+            stable_revision=decision.status.stable_revision,
+            canary_revision=decision.status.canary_revision,
+            canary_weight=decision.canary_weight,
+            canary_ready_replicas=_ready(readiness, decision.status.canary_revision),
+            stable_ready_replicas=_ready(readiness, decision.status.stable_revision),
+        )
+        plans = self._plans(decision, specs)
+        desired = [
+            render_deployment(self.md, plan, self.r.settings.initializer_image, self.r.settings.oci_mode)
+            for plan in plans
+        ]
+        desired += render_role_services(self.md, routing.stable_revision, routing.canary_revision)
+        desired += self._autoscalers(plans, routing.canary_weight)
+        routes_desired = self._routes(routing)
+
+        applied_routes = await self._apply([*desired, *routes_desired], deployments + routes_live)
+        await self._prune([*desired, *routes_desired], deployments, routes_live)
+
+        if decision.analysis_due is not None:
+            self.r.pending_measurements[self.key] = await measure(
+                decision.analysis_due,
+                self.name,
+                self.namespace,
+                decision.status.canary_revision or self.revision,
+                self.now,
+            )
+            for run in self.r.pending_measurements[self.key]:
+                metrics.ANALYSIS_RESULTS.labels(verdict=run.verdict).inc()
+
+        routed_now = self.router.routed(self.md, applied_routes, routing) if routes_desired else None
+        status = self._status(decision.status, readiness, pods, routed_now, routing, specs)
+        await self._write_status(status)
+        for event in decision.events:
+            await self.r.events.emit(self.body, event.type, event.reason, event.message)
+            if event.reason == "StepStarted":
+                metrics.ROLLOUT_STEP_TRANSITIONS.inc()
+        for what in self.restored:
+            await self.r.events.emit(
+                self.body, "Warning", "ChildRestored", f"{what} had been changed by hand; restored"
+            )
+        metrics.CANARY_WEIGHT.labels(namespace=self.namespace, name=self.name).set(status.canary_weight)
+        if decision.analysis_due is not None:
+            return 0.0  # decide again at once, with the measurements
+        return decision.requeue_after if decision.requeue_after is not None else RESYNC_SECONDS
+
+    # ------------------------------------------------------------------ observations
+
+    def _request(self) -> machine.Request | None:
+        value = (self.body["metadata"].get("annotations") or {}).get(machine.REQUEST_ANNOTATION)
+        try:
+            return machine.Request.parse(value)
+        except ValueError as error:
+            self.problems.append(Problem("Progressing", "InvalidRequest", str(error)))
+            return None
+
+    async def _list_kinds(self, kinds: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for api_version, kind in kinds:
+            try:
+                found += await self.kube.list(api_version, kind, self.namespace, _child_selector(self.md))
+            except KindNotServed:
+                continue
+        return found
+
+    # ------------------------------------------------------------------ desired children
+
+    def _plans(self, decision: machine.Decision, specs: dict[str, RevisionSpec]) -> list[RevisionPlan]:
+        plans = []
+        for live in decision.revisions:
+            spec = specs.get(live.revision)
+            if spec is None:
+                # Its Deployment (which carries its spec) was deleted by hand: nothing to render it from.
+                self.problems.append(
+                    Problem(
+                        "Ready",
+                        "RevisionLost",
+                        f"revision {live.revision} was deleted and cannot be recreated",
+                    )
+                )
+                continue
+            if live.scaled_to_zero:
+                replicas: int | None = 0
+            elif self.md.spec.autoscaling is not None:
+                replicas = None
+            else:
+                replicas = self.md.spec.replicas
+            plans.append(RevisionPlan(revision=live.revision, role=live.role, spec=spec, replicas=replicas))
+        return plans
+
+    def _autoscalers(self, plans: list[RevisionPlan], canary_weight: int) -> list[dict[str, Any]]:
+        scalers = []
+        for plan in plans:
+            if plan.role == "retiring" or plan.replicas == 0:
+                continue
+            try:
+                scaler = render_autoscaler(
+                    self.md, plan.revision, deployment_name(self.md, plan.revision), plan.role, canary_weight
+                )
+            except AutoscalingError as error:
+                self.problems.append(Problem("Ready", "InvalidAutoscaling", str(error)))
+                return []
+            if scaler is not None:
+                scalers.append(scaler)
+        return scalers
+
+    def _routes(self, routing: Routing) -> list[dict[str, Any]]:
+        try:
+            return self.router.desired(self.md, routing)
+        except ValueError as error:
+            self.problems.append(Problem("TrafficReady", "InvalidTraffic", str(error)))
+            return []
+
+    # ------------------------------------------------------------------ writes
+
+    async def _apply(self, desired: list[dict[str, Any]], live: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Applies what differs; returns the routing objects as they now are."""
+        by_identity = {_identity(obj): obj for obj in live}
+        routing_kinds = set(self.router.managed_kinds) | {("v1", "Service")}
+        routes = []
+        for obj in desired:
+            identity = _identity(obj)
+            current = by_identity.get(identity)
+            if (
+                current is None
+                and identity[1] != "Deployment"
+                and (obj["apiVersion"], obj["kind"]) not in self.router.managed_kinds
+            ):
+                current = await self._get(obj)
+            try:
+                result = await self.kube.apply(obj, current)
+            except KindNotServed as missing:
+                self.problems.append(self._not_installed(missing))
+                continue
+            except ApiException as error:
+                if error.status is not None and 400 <= error.status < 500 and error.status not in (409, 429):
+                    self.problems.append(
+                        Problem(
+                            "Ready",
+                            "ApplyRefused",
+                            f"{obj['kind']} {obj['metadata']['name']}: {_api_message(error)}",
+                        )
+                    )
+                    continue
+                raise
+            if result.restored:
+                self.restored.append(f"{obj['kind']} {obj['metadata']['name']}")
+            if (obj["apiVersion"], obj["kind"]) in routing_kinds and obj["metadata"].get("labels", {}).get(
+                "app.kubernetes.io/component"
+            ) == "traffic":
+                routes.append(result.obj)
+        return routes
+
+    async def _get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return await self.kube.get(
+                obj["apiVersion"], obj["kind"], self.namespace, obj["metadata"]["name"]
+            )
+        except KindNotServed:
+            return None
+
+    def _not_installed(self, missing: KindNotServed) -> Problem:
+        crds = ", ".join(self.router.required_crds) or missing.kind
+        if (missing.api_version, missing.kind) in autoscaler_kinds():
+            return Problem(
+                "Ready",
+                "AutoscalerNotInstalled",
+                f"{missing.kind}.{missing.api_version} is not served: install KEDA (CRD scaledobjects.keda.sh) "
+                "or use spec.autoscaling.engine hpa",
+            )
+        return Problem(
+            "TrafficReady",
+            "ProviderNotInstalled",
+            f"traffic provider {self.router.provider} needs the CRD {crds}, which this cluster does not have",
+        )
+
+    async def _prune(
+        self,
+        desired: list[dict[str, Any]],
+        deployments: list[dict[str, Any]],
+        routes_live: list[dict[str, Any]],
+    ) -> None:
+        """Deletes children no longer desired. Kinds other than the current provider's and
+        engine's are only searched after a spec change, so a resync costs no extra reads."""
+        wanted = {_identity(obj) for obj in desired}
+        candidates = deployments + routes_live
+        spec_changed = self.md.status.observed_generation != self.body["metadata"].get("generation")
+        listed = {("apps/v1", "Deployment"), *self.router.managed_kinds}
+        others = tuple(kind for kind in CHILD_KINDS if kind not in listed)
+        if spec_changed:
+            candidates += await self._list_kinds(others)
+        stale = [obj for obj in candidates if _identity(obj) not in wanted and _is_ours(obj)]
+        for obj in await self.kube.delete_all(stale):
+            log.info("[%s/%s] removed %s %s", self.namespace, self.name, obj["kind"], obj["metadata"]["name"])
+
+    # ------------------------------------------------------------------ status
+
+    def _status(
+        self,
+        decided: ModelDeploymentStatus,
+        readiness: dict[str, machine.RevisionReadiness],
+        pods: list[dict[str, Any]],
+        routed: Any,
+        routing: Routing,
+        specs: dict[str, RevisionSpec],
+    ) -> ModelDeploymentStatus:
+        status = decided.model_copy(deep=True)
+        status.observed_generation = self.body["metadata"].get("generation")
+        status.canary_weight = routed.canary_weight if routed and routed.canary_weight is not None else 0
+        status.url = _url(self.md)
+        stable_pods = [
+            p
+            for p in pods
+            if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == status.stable_revision
+        ]
+        model = model_state_from_pods(stable_pods)
+        stable_spec = specs.get(status.stable_revision or "", specs[self.revision])
+        status.model = ResolvedModel(uri=stable_spec.model.uri, resolved_digest=model.digest)
+        conditions = status.conditions
+        conditions = self._condition(conditions, "ModelReady", model.ready, model.reason, model.message)
+        traffic = [p for p in self.problems if p.condition == "TrafficReady"]
+        if traffic:
+            conditions = set_condition(
+                conditions, "TrafficReady", "False", traffic[0].reason, traffic[0].message, self.now
+            )
+        else:
+            conditions = set_condition(
+                conditions,
+                "TrafficReady",
+                "True",
+                "Routed",
+                f"{self.router.provider}: {status.canary_weight}% to the canary"
+                if routing.canary_revision
+                else f"{self.router.provider}: all traffic to {routing.stable_revision}",
+                self.now,
+            )
+        conditions = self._gpu_capacity(conditions, pods)
+        ready, reason, message = self._readiness_verdict(status, readiness, pods, model)
+        conditions = set_condition(conditions, "Ready", ready, reason, message, self.now)
+        for problem in self.problems:
+            if problem.condition == "Progressing":
+                conditions = set_condition(
+                    conditions, "Progressing", "True", problem.reason, problem.message, self.now
+                )
+        status.conditions = conditions
+        status.ready = ready
+        return status
+
+    def _condition(
+        self, conditions: list[Condition], kind: str, ready: bool | None, reason: str, message: str
+    ) -> list[Condition]:
+        state = "Unknown" if ready is None else ("True" if ready else "False")
+        return set_condition(conditions, kind, state, reason, message, self.now)
+
+    def _gpu_capacity(self, conditions: list[Condition], pods: list[dict[str, Any]]) -> list[Condition]:
+        request = capacity.GPURequest.of(self.md.spec.runtime)
+        if request is None:
+            return [c for c in conditions if c.type != capacity.CONDITION_TYPE]
+        ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
+        others = [
+            p
+            for p in self.r.cluster.gpu_pods
+            if (p["metadata"]["namespace"], p["metadata"]["name"]) not in ours
+        ]
+        report = capacity.gpu_capacity(self.r.cluster.nodes, others, request)
+        autoscaling = self.md.spec.autoscaling
+        wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
+        verdict = capacity.capacity_condition(report, wanted, request)
+        return set_condition(
+            conditions, verdict.type, verdict.status, verdict.reason, verdict.message, self.now
+        )
+
+    def _readiness_verdict(
+        self,
+        status: ModelDeploymentStatus,
+        readiness: dict[str, machine.RevisionReadiness],
+        pods: list[dict[str, Any]],
+        model: Any,
+    ) -> tuple[str, str, str]:
+        blocking = [p for p in self.problems if p.condition in ("Ready", "TrafficReady")]
+        if blocking:
+            return "False", blocking[0].reason, blocking[0].message
+        stable = status.stable_revision
+        live = readiness.get(stable or "")
+        if stable is None or live is None:
+            return "False", "Creating", "the first revision's Deployment is being created"
+        if model.ready is False:
+            return "False", model.reason, model.message
+        if live.desired > 0 and live.ready < live.desired:
+            stable_pods = [
+                p for p in pods if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == stable
+            ]
+            why = capacity.pending_reason(stable_pods)
+            if why:
+                reason, _, _detail = why.partition(": ")
+                return "False", reason or "PodsNotReady", why
+            return (
+                "False",
+                "WaitingForReplicas",
+                f"{live.ready}/{live.desired} replicas of revision {stable} ready",
+            )
+        return "True", "Serving", f"revision {stable}: {live.ready}/{live.desired} replicas ready"
+
+    async def _write_status(self, status: ModelDeploymentStatus) -> None:
+        new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        old = self.body.get("status") or {}
+        if not _status_changes(old, new):
+            return
+        # Fields that disappeared must be removed explicitly in a merge patch.
+        patch = {key: None for key in old if key not in new} | new
+        await self.kube.patch_status(API_VERSION, KIND, self.namespace, self.name, patch)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _status_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(old.get(key) != value for key, value in new.items()) or any(key not in new for key in old)
+
+
+def _identity(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return (
+        obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else "",
+        obj["kind"],
+        obj["metadata"]["name"],
+    )
+
+
+def _is_ours(obj: dict[str, Any]) -> bool:
+    return (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGER
+
+
+def _child_selector(md: ModelDeployment) -> dict[str, str]:
+    return {LABEL_MANAGED_BY: MANAGER, **selector_labels(md)}
+
+
+def _revision_specs(deployments: list[dict[str, Any]]) -> dict[str, RevisionSpec]:
+    specs = {}
+    for deployment in deployments:
+        text = (deployment["metadata"].get("annotations") or {}).get(REVISION_SPEC_ANNOTATION)
+        if text:
+            spec = RevisionSpec.from_annotation(text)
+            specs[spec.revision] = spec
+    return specs
+
+
+def _readiness(deployments: list[dict[str, Any]]) -> dict[str, machine.RevisionReadiness]:
+    live = {}
+    for deployment in deployments:
+        revision = deployment["metadata"].get("labels", {}).get("modeldeploy.io/revision")
+        if revision:
+            status = deployment.get("status") or {}
+            live[revision] = machine.RevisionReadiness(
+                ready=status.get("readyReplicas", 0),
+                desired=(deployment.get("spec") or {}).get("replicas", 0),
+            )
+    return live
+
+
+def _ready(readiness: dict[str, machine.RevisionReadiness], revision: str | None) -> int:
+    return readiness[revision].ready if revision in readiness else 0
+
+
+def _current_routing(
+    status: ModelDeploymentStatus, readiness: dict[str, machine.RevisionReadiness]
+) -> Routing:
+    return Routing(
+        stable_revision=status.stable_revision,
+        canary_revision=status.canary_revision,
+        canary_weight=max(0, min(100, status.canary_weight)),
+        canary_ready_replicas=_ready(readiness, status.canary_revision),
+        stable_ready_replicas=_ready(readiness, status.stable_revision),
+    )
+
+
+def _url(md: ModelDeployment) -> str:
+    traffic = md.spec.traffic
+    if traffic.hosts:
+        return f"http://{traffic.hosts[0]}{traffic.path if traffic.path != '/' else ''}"
+    return f"http://{name_of(md)}.{namespace_of(md)}.svc:{md.spec.runtime.port}"
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body).get("message", error.reason))
+    except (TypeError, ValueError):
+        return str(error.reason)
