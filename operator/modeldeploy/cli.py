@@ -126,7 +126,8 @@ def run(
 @app.command("fetch-model")
 def fetch_model(
     uri: Annotated[
-        str | None, typer.Option(help="Model URI: s3://, gs://, hf://org/name[@rev], http(s)://, file://.")
+        str | None,
+        typer.Option(help="Model URI: s3://, gs://, hf://org/name(@revision), http(s)://, file://."),
     ] = None,
     dest: Annotated[
         Path | None, typer.Option(help="Directory that receives the model (created if missing).")
@@ -182,11 +183,14 @@ def fetch_model(
 # --------------------------------------------------------------------------- rollout controls
 
 KubeconfigOption = Annotated[
-    str | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file; default ~/.kube/config, else in-cluster.")
+    str | None,
+    typer.Option(envvar="KUBECONFIG", help="kubeconfig file; default ~/.kube/config, else in-cluster."),
 ]
 NamespaceOption = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Namespace of the ModelDeployment; default: the context's namespace."),
+    typer.Option(
+        "--namespace", "-n", help="Namespace of the ModelDeployment; default: the context's namespace."
+    ),
 ]
 NameArgument = Annotated[str, typer.Argument(help="Name of the ModelDeployment.")]
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -244,24 +248,28 @@ async def _read_status(name: str, namespace: str | None, kubeconfig: str | None)
 
     api, namespace = await _connect(kubeconfig, namespace)
     async with api:
-        body = await client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        body = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
     return format_status(ModelDeployment.model_validate(body))
 
 
-def _run_against_cluster(work: Coroutine[Any, Any, str]) -> None:
+def _run_against_cluster(work: Coroutine[Any, Any, str], name: str) -> None:
     from kubernetes_asyncio.client.exceptions import ApiException
 
     try:
         typer.echo(asyncio.run(work), nl=False)
     except ApiException as error:
         reason = "not found" if error.status == 404 else f"{error.status} {error.reason}"
-        typer.echo(f"modeldeploy: {reason}", err=True)
+        typer.echo(f"modeldeploy: ModelDeployment {name}: {reason}", err=True)
         raise typer.Exit(1) from error
 
 
 def _rollout_command(action: str, summary: str) -> None:
-    def command(name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None) -> None:
-        _run_against_cluster(_file_request(name, namespace, kubeconfig, action))
+    def command(
+        name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
+    ) -> None:
+        _run_against_cluster(_file_request(name, namespace, kubeconfig, action), name)
 
     command.__doc__ = summary
     app.command(action)(command)
@@ -272,6 +280,8 @@ for _action, _summary in ROLLOUT_ACTIONS.items():
 
 
 @app.command()
-def status(name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None) -> None:
+def status(
+    name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
+) -> None:
     """Show a ModelDeployment's rollout: phase, revisions, weight, steps and recent analyses."""
-    _run_against_cluster(_read_status(name, namespace, kubeconfig))
+    _run_against_cluster(_read_status(name, namespace, kubeconfig), name)
