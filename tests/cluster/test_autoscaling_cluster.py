@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -15,6 +13,7 @@ from modeldeploy.capacity import GPURequest, gpu_capacity, pending_reason
 from modeldeploy.render.autoscaler import render_autoscaler
 from modeldeploy.render.revision import Role
 from tests.cluster.conftest import Kubectl
+from tests.cluster.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = yaml.safe_load((ROOT / "hack" / "topology.yaml").read_text())["nodes"]
@@ -28,19 +27,6 @@ METRICS = ("cpu", "gpu-utilization", "concurrency", "rps", "prometheus")
 REVISION = "1b03e8aa42"
 DEPLOYMENT = f"sentiment-{REVISION}"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def model(namespace: str, autoscaling: dict[str, Any]) -> ModelDeployment:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.cluster.conftest import Kubectl
+from tests.cluster.waiting import wait_for
 
 TOPOLOGY = Path(__file__).resolve().parents[2] / "hack" / "topology.yaml"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-
-
-def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.3)
 
 
 def gpu_deployment(name: str, gpus: int, product: str, init_container: bool = False) -> dict:
@@ -58,15 +47,19 @@ def test_nodes_match_the_topology_file(kubectl: Kubectl) -> None:
         assert gpus == (str(spec["gpus"]) if spec.get("gpus") else None), name
         assert node["metadata"]["labels"].get("nvidia.com/gpu.product") == spec.get("product"), name
         taints = node["spec"].get("taints", [])
-        assert (
-            {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in taints
-        ) == bool(spec.get("gpus")), name
+        assert ({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in taints) == bool(
+            spec.get("gpus")
+        ), name
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert ready and ready[0]["status"] == "True", name
 
 
-def test_gpu_pod_lands_on_the_requested_product_and_becomes_available(kubectl: Kubectl, namespace: str) -> None:
-    kubectl.apply(gpu_deployment("l4-model", gpus=1, product="NVIDIA-L4", init_container=True), "-n", namespace)
+def test_gpu_pod_lands_on_the_requested_product_and_becomes_available(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl.apply(
+        gpu_deployment("l4-model", gpus=1, product="NVIDIA-L4", init_container=True), "-n", namespace
+    )
 
     def available() -> bool:
         status = kubectl.json("get", "deployment", "l4-model", "-n", namespace).get("status", {})
@@ -98,7 +91,9 @@ def test_gpu_pod_without_toleration_is_kept_off_gpu_nodes(kubectl: Kubectl, name
     kubectl.apply(deployment, "-n", namespace)
 
     def scheduling_failure() -> list[dict]:
-        return kubectl.json("get", "events", "-n", namespace, "--field-selector", "reason=FailedScheduling")["items"]
+        return kubectl.json("get", "events", "-n", namespace, "--field-selector", "reason=FailedScheduling")[
+            "items"
+        ]
 
     events = wait_for("a FailedScheduling event", scheduling_failure)
     assert "untolerated taint" in events[0]["message"]
@@ -132,8 +127,22 @@ def test_service_account_tokens_are_issued(kubectl: Kubectl, namespace: str) -> 
     server = kubectl.run("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
     # A kubeconfig of its own, so the admin's client certificate cannot stand in for the token.
     as_service_account = subprocess.run(
-        [kubectl.binary, "--kubeconfig", "/dev/null", "--server", server, "--insecure-skip-tls-verify",
-         "--token", token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
-        capture_output=True, text=True, check=True,
+        [
+            kubectl.binary,
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            server,
+            "--insecure-skip-tls-verify",
+            "--token",
+            token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert as_service_account.stdout == f"system:serviceaccount:{namespace}:default"

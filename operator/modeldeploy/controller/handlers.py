@@ -15,6 +15,7 @@ import kopf
 
 from modeldeploy import metrics
 from modeldeploy.api.models import GROUP, PLURAL, VERSION
+from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.reconcile import Reconciler
 from modeldeploy.controller.workqueue import WorkQueue
 from modeldeploy.render.autoscaler import autoscaler_kinds
@@ -38,7 +39,7 @@ def child_kinds() -> set[tuple[str, str]]:
     return kinds
 
 
-def build_registry(queue: WorkQueue) -> kopf.OperatorRegistry:
+def build_registry(queue: WorkQueue, cluster: ClusterView) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -76,6 +77,15 @@ def build_registry(queue: WorkQueue) -> kopf.OperatorRegistry:
     kopf.on.event("", "v1", "pods", labels={LABEL_MODEL: kopf.PRESENT}, registry=registry, id="pods")(
         child_changed
     )
+
+    @kopf.on.event("", "v1", "nodes", registry=registry)
+    def node_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+        cluster.node_event(event["type"], dict(body))
+
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    def pod_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+        cluster.pod_event(event["type"], dict(body))
+
     return registry
 
 

@@ -57,7 +57,7 @@ async def run_operator(options: RunOptions) -> None:
     ]
     kopf_task = asyncio.create_task(
         kopf.operator(
-            registry=build_registry(queue),
+            registry=build_registry(queue, reconciler.cluster),
             clusterwide=not options.namespaces,
             namespaces=options.namespaces,
             standalone=options.peering is None,

@@ -31,7 +31,12 @@ from modeldeploy.api.models import (
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.kube import KindNotServed, Kube
-from modeldeploy.render.autoscaler import AutoscalingError, autoscaler_kinds, render_autoscaler
+from modeldeploy.render.autoscaler import (
+    AutoscalingError,
+    autoscaler_kind,
+    autoscaler_kinds,
+    render_autoscaler,
+)
 from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
 from modeldeploy.render.model_volume import OciMode
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, revision_of
@@ -138,14 +143,15 @@ class _Pass:
         self.restored: list[str] = []
 
     async def run(self) -> float:
-        selector = selector_labels(self.md)
-        deployments = await self.kube.list("apps/v1", "Deployment", self.namespace, selector)
-        pods = await self.kube.list("v1", "Pod", self.namespace, selector)
-        routes_live = await self._list_kinds(self.router.managed_kinds)
+        pods = await self.kube.list("v1", "Pod", self.namespace, selector_labels(self.md))
+        live = await self._list_kinds(self._kinds_in_use())
+        deployments = [obj for obj in live if obj["kind"] == "Deployment"]
         specs = _revision_specs(deployments) | {self.revision: RevisionSpec.of(self.md.spec)}
         readiness = _readiness(deployments)
 
-        routed = self.router.routed(self.md, routes_live, _current_routing(self.md.status, readiness))
+        routed = self.router.routed(
+            self.md, self._routing_objects(live), _current_routing(self.md.status, readiness)
+        )
         decision = machine.decide(
             self.md.spec,
             self.md.status,
@@ -174,8 +180,8 @@ class _Pass:
         desired += self._autoscalers(plans, routing.canary_weight)
         routes_desired = self._routes(routing)
 
-        applied_routes = await self._apply([*desired, *routes_desired], deployments + routes_live)
-        await self._prune([*desired, *routes_desired], deployments, routes_live)
+        applied = await self._apply([*desired, *routes_desired], live)
+        await self._prune([*desired, *routes_desired], live)
 
         if decision.analysis_due is not None:
             self.r.pending_measurements[self.key] = await measure(
@@ -188,7 +194,7 @@ class _Pass:
             for run in self.r.pending_measurements[self.key]:
                 metrics.ANALYSIS_RESULTS.labels(verdict=run.verdict).inc()
 
-        routed_now = self.router.routed(self.md, applied_routes, routing) if routes_desired else None
+        routed_now = self.router.routed(self.md, self._routing_objects(list(applied.values())), routing)
         status = self._status(decision.status, readiness, pods, routed_now, routing, specs)
         await self._write_status(status)
         for event in decision.events:
@@ -213,6 +219,22 @@ class _Pass:
         except ValueError as error:
             self.problems.append(Problem("Progressing", "InvalidRequest", str(error)))
             return None
+
+    def _kinds_in_use(self) -> tuple[tuple[str, str], ...]:
+        """Kinds the current spec makes children of: listed once per reconcile."""
+        kinds = [("apps/v1", "Deployment"), ("v1", "Service"), *self.router.managed_kinds]
+        if self.md.spec.autoscaling is not None:
+            kinds.append(autoscaler_kind(self.md.spec.autoscaling))
+        return tuple(kinds)
+
+    def _routing_objects(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the router reads back: its own kinds and the Service `<name>` it renders."""
+        return [
+            obj
+            for obj in objects
+            if (obj["apiVersion"], obj["kind"]) in self.router.managed_kinds
+            or (obj["kind"] == "Service" and obj["metadata"]["name"] == self.name)
+        ]
 
     async def _list_kinds(self, kinds: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -273,51 +295,30 @@ class _Pass:
 
     # ------------------------------------------------------------------ writes
 
-    async def _apply(self, desired: list[dict[str, Any]], live: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Applies what differs; returns the routing objects as they now are."""
+    async def _apply(
+        self, desired: list[dict[str, Any]], live: list[dict[str, Any]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Applies what differs from `live` (every child of the kinds desired, listed once);
+        returns each desired object as it now is."""
         by_identity = {_identity(obj): obj for obj in live}
-        routing_kinds = set(self.router.managed_kinds) | {("v1", "Service")}
-        routes = []
+        now_live = {}
         for obj in desired:
             identity = _identity(obj)
-            current = by_identity.get(identity)
-            if (
-                current is None
-                and identity[1] != "Deployment"
-                and (obj["apiVersion"], obj["kind"]) not in self.router.managed_kinds
-            ):
-                current = await self._get(obj)
             try:
-                result = await self.kube.apply(obj, current)
+                result = await self.kube.apply(obj, by_identity.get(identity))
             except KindNotServed as missing:
                 self.problems.append(self._not_installed(missing))
                 continue
             except ApiException as error:
                 if error.status is not None and 400 <= error.status < 500 and error.status not in (409, 429):
-                    self.problems.append(
-                        Problem(
-                            "Ready",
-                            "ApplyRefused",
-                            f"{obj['kind']} {obj['metadata']['name']}: {_api_message(error)}",
-                        )
-                    )
+                    what = f"{obj['kind']} {obj['metadata']['name']}: {_api_message(error)}"
+                    self.problems.append(Problem("Ready", "ApplyRefused", what))
                     continue
                 raise
             if result.restored:
                 self.restored.append(f"{obj['kind']} {obj['metadata']['name']}")
-            if (obj["apiVersion"], obj["kind"]) in routing_kinds and obj["metadata"].get("labels", {}).get(
-                "app.kubernetes.io/component"
-            ) == "traffic":
-                routes.append(result.obj)
-        return routes
-
-    async def _get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            return await self.kube.get(
-                obj["apiVersion"], obj["kind"], self.namespace, obj["metadata"]["name"]
-            )
-        except KindNotServed:
-            return None
+            now_live[identity] = result.obj
+        return now_live
 
     def _not_installed(self, missing: KindNotServed) -> Problem:
         crds = ", ".join(self.router.required_crds) or missing.kind
@@ -334,21 +335,15 @@ class _Pass:
             f"traffic provider {self.router.provider} needs the CRD {crds}, which this cluster does not have",
         )
 
-    async def _prune(
-        self,
-        desired: list[dict[str, Any]],
-        deployments: list[dict[str, Any]],
-        routes_live: list[dict[str, Any]],
-    ) -> None:
-        """Deletes children no longer desired. Kinds other than the current provider's and
-        engine's are only searched after a spec change, so a resync costs no extra reads."""
+    async def _prune(self, desired: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
+        """Deletes children no longer desired. Kinds the spec no longer uses (a previous traffic
+        provider or autoscaling engine) are only searched after a spec change, so a resync
+        costs no extra reads."""
         wanted = {_identity(obj) for obj in desired}
-        candidates = deployments + routes_live
-        spec_changed = self.md.status.observed_generation != self.body["metadata"].get("generation")
-        listed = {("apps/v1", "Deployment"), *self.router.managed_kinds}
-        others = tuple(kind for kind in CHILD_KINDS if kind not in listed)
-        if spec_changed:
-            candidates += await self._list_kinds(others)
+        candidates = list(live)
+        if self.md.status.observed_generation != self.body["metadata"].get("generation"):
+            in_use = self._kinds_in_use()
+            candidates += await self._list_kinds(tuple(kind for kind in CHILD_KINDS if kind not in in_use))
         stale = [obj for obj in candidates if _identity(obj) not in wanted and _is_ours(obj)]
         for obj in await self.kube.delete_all(stale):
             log.info("[%s/%s] removed %s %s", self.namespace, self.name, obj["kind"], obj["metadata"]["name"])

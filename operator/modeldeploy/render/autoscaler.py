@@ -55,6 +55,11 @@ def autoscaler_kinds() -> tuple[tuple[str, str], ...]:
     return ((HPA_API_VERSION, HPA_KIND), (KEDA_API_VERSION, KEDA_KIND))
 
 
+def autoscaler_kind(autoscaling: Autoscaling) -> tuple[str, str]:
+    """(apiVersion, kind) of the autoscaler `autoscaling.engine` makes."""
+    return (HPA_API_VERSION, HPA_KIND) if autoscaling.engine == "hpa" else (KEDA_API_VERSION, KEDA_KIND)
+
+
 def canary_share(md: ModelDeployment, canary_weight: int) -> int:
     """Percentage of the model's requests the canary serves: mirrored requests load it as much as routed ones."""
     mirror = md.spec.traffic.mirror
