@@ -609,6 +609,24 @@ def test_the_service_provider_routes_by_ready_replica_ratio(
     assert router_for("service").routed(md, live, decided).canary_weight == weight
 
 
+@pytest.mark.parametrize(
+    ("weight", "canary", "pinned"),
+    [(0, CANARY, STABLE), (100, CANARY, CANARY), (40, None, STABLE), (40, CANARY, None)],
+)
+def test_the_service_provider_pins_its_selector_at_the_ends_of_the_range(
+    weight: int, canary: str | None, pinned: str | None
+) -> None:
+    """Weight 0 and 100 are exact: promotion waits for a read-back of 100%, which a replica
+    ratio never reaches while the stable revision still has pods."""
+    md = model("service")
+    decided = Routing(STABLE, canary, canary_weight=weight, canary_ready_replicas=1, stable_ready_replicas=1)
+    [service] = router_for("service").desired(md, decided)
+
+    assert service["spec"]["selector"].get(common.LABEL_REVISION) == pinned
+    expected = {STABLE: 0, CANARY: 100, None: 50}[pinned] if canary else 0
+    assert router_for("service").routed(md, as_served([service]), decided).canary_weight == expected
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 

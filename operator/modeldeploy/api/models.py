@@ -1,16 +1,39 @@
 """The ModelDeployment API as pydantic models.
 
 These models are the single source of truth: the CRD schema in `crds/` is generated
-from them (see `crd.py`), and the operator parses every object through them. Field
-names are camelCase on the wire, snake_case in Python.
+from them (see `crd.py`), the field reference in `docs/api.md` too (see `docs.py`), and
+the operator parses every object through them. Field names are camelCase on the wire,
+snake_case in Python.
+
+Cross-field rules sit on each model as `rules` (see `rules.py`): the same rule becomes a
+CEL validation in the CRD and a check here, with one message.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    field_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from modeldeploy.api.rules import (
+    LIST_MAP_KEYS,
+    LIST_TYPE,
+    Rule,
+    TransitionRule,
+    check_rules,
+    check_unique_keys,
+    matches,
+)
 
 GROUP = "modeldeploy.io"
 VERSION = "v1alpha1"
@@ -29,16 +52,109 @@ QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 # Go-style duration as used by Flagger and Argo Rollouts: "30s", "5m", "1h30m", "250ms".
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+URI_PATTERN = rf"^({'|'.join(URI_SCHEMES)})://.+$"
+PVC_URI_PATTERN = r"^pvc://[a-z0-9]([-a-z0-9.]*[a-z0-9])?/.+$"
+HF_URI_PATTERN = (
+    r"^hf://[A-Za-z0-9][-A-Za-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*(@[A-Za-z0-9][-A-Za-z0-9_./]*)?$"
+)
+# A ModelDeployment's name is a DNS-1035 label short enough that `<name>-<revision>` (the
+# Deployment, its Service and its label values) still fits in 63 characters.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH = 52
 
-Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-Percent = Annotated[int, Field(ge=0, le=100)]
+MAX_STEPS = 32
+MAX_METRICS = 16
+MAX_URI_LENGTH = 2048
+
+# Marks a nested object whose unset fields are taken from elsewhere: the CRD gives its own
+# fields no defaults, so that "unset" survives the trip through the API server.
+INHERITS_UNSET = "x-modeldeploy-inherits-unset"
+INT_OR_STRING = "x-kubernetes-int-or-string"
+PRESERVE_UNKNOWN_FIELDS = "x-kubernetes-preserve-unknown-fields"
+
+
+def _list_map(*keys: str) -> dict[str, Any]:
+    """json_schema_extra of a list whose entries are identified by `keys` (merged by key in
+    server-side apply, and refused when two entries share a key)."""
+    return {LIST_TYPE: "map", LIST_MAP_KEYS: list(keys)}
+
+
+def _integer_as_text(value: Any) -> Any:
+    # Quantities are int-or-string, as in a Pod: `cpu: 2` means "2". Booleans stay refused.
+    return str(value) if type(value) is int else value
+
+
+Quantity = Annotated[
+    str,
+    Field(
+        pattern=QUANTITY_PATTERN,
+        max_length=64,
+        json_schema_extra={INT_OR_STRING: True, "minimum": 0},
+    ),
+    BeforeValidator(_integer_as_text),
+]
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
+Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
 
 class Model(BaseModel):
-    """Base for every API object: camelCase on the wire, unknown fields refused."""
+    """Base of every object a user writes: camelCase on the wire, unknown fields refused,
+    null taken as unset, and the class's `rules` checked."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    rules: ClassVar[tuple[Rule[Any], ...]] = ()
+    transition_rules: ClassVar[tuple[TransitionRule, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        # The API server prunes nulls from known fields and from string maps (not from
+        # free-form objects, and an unknown field is refused even when null) before
+        # defaulting and validation; do the same so that `weight: null` means here what it
+        # means in the cluster.
+        if not isinstance(data, dict):
+            return data
+        fields, maps = _wire_names(cls), _string_maps(cls)
+        return {
+            key: _without_nulls(value) if key in maps and isinstance(value, dict) else value
+            for key, value in data.items()
+            if value is not None or key not in fields
+        }
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Model:
+        check_unique_keys(self)
+        check_rules(self, self.rules)
+        return self
+
+
+@cache
+def _wire_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(field.alias or name for name, field in model.model_fields.items())
+
+
+@cache
+def _string_maps(model: type[BaseModel]) -> frozenset[str]:
+    """Wire names of the fields of `model` that are maps of strings (labels, selectors)."""
+    return frozenset(
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if field.annotation == dict[str, str]
+    )
+
+
+def _without_nulls(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if value is not None}
+
+
+class StatusModel(BaseModel):
+    """Base of the objects the operator writes: camelCase on the wire, unknown fields ignored
+    (an older operator reading a newer status must not fail)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
 # --------------------------------------------------------------------------- spec.model
@@ -47,9 +163,37 @@ class Model(BaseModel):
 class ModelSource(Model):
     """Where the model files come from."""
 
+    rules: ClassVar[tuple[Rule[ModelSource], ...]] = (
+        Rule(
+            cel=f"self.uri.matches('{URI_PATTERN}')",
+            message=f"uri must start with one of {', '.join(f'{scheme}://' for scheme in URI_SCHEMES)} "
+            "followed by the location",
+            holds=lambda source: matches(URI_PATTERN, source.uri),
+            field="uri",
+        ),
+        Rule(
+            cel=f"!self.uri.startsWith('pvc://') || self.uri.matches('{PVC_URI_PATTERN}')",
+            message="a pvc:// uri must be pvc://<claim>/<path>: the claim a lowercase DNS name, the path "
+            "inside it not empty",
+            holds=lambda source: not source.uri.startswith("pvc://") or matches(PVC_URI_PATTERN, source.uri),
+            field="uri",
+        ),
+        Rule(
+            cel=f"!self.uri.startsWith('hf://') || self.uri.matches('{HF_URI_PATTERN}')",
+            message="an hf:// uri must be hf://<org>/<name> or hf://<org>/<name>@<revision>",
+            holds=lambda source: not source.uri.startswith("hf://") or matches(HF_URI_PATTERN, source.uri),
+            field="uri",
+        ),
+        Rule(
+            cel="!has(self.allowPatterns) || self.allowPatterns.size() == 0 || self.uri.startsWith('hf://')",
+            message="allowPatterns applies to hf:// models only",
+            holds=lambda source: not source.allow_patterns or source.uri.startswith("hf://"),
+            field="allowPatterns",
+        ),
+    )
+
     uri: str = Field(
-        min_length=1,
-        pattern=r"^(s3|gs|hf|https?|pvc|oci|file)://.+$",
+        max_length=MAX_URI_LENGTH,
         description="Location of the model: s3://bucket/prefix, gs://bucket/prefix, hf://org/name[@revision], "
         "http(s)://host/path (archives are unpacked), pvc://claim/path (mounted, not copied), "
         "oci://registry/repo:tag (an image holding the model), file:///path.",
@@ -66,11 +210,14 @@ class ModelSource(Model):
     credentials_secret: str | None = Field(
         default=None,
         pattern=DNS_LABEL_PATTERN,
+        max_length=253,
         description="Name of a Secret in the same namespace whose keys become environment variables of "
         "the model initializer (AWS_ACCESS_KEY_ID, HF_TOKEN, ...).",
     )
     allow_patterns: list[str] = Field(
-        default_factory=list, description="hf:// only: glob patterns of the repository files to download."
+        default_factory=list,
+        max_length=64,
+        description="hf:// only: glob patterns of the repository files to download.",
     )
 
 
@@ -98,7 +245,9 @@ class Resources(Model):
 
     cpu: Quantity | None = Field(default=None, description="CPU request, e.g. 2 or 500m.")
     memory: Quantity | None = Field(default=None, description="Memory request and limit, e.g. 8Gi.")
-    gpu: int = Field(default=0, ge=0, le=16, description="Number of GPUs (or MIG slices) per pod, 0 to 16.")
+    gpu: int = Field(
+        default=0, ge=0, le=16, strict=True, description="Number of GPUs (or MIG slices) per pod, 0 to 16."
+    )
 
 
 class EnvVar(Model):
@@ -110,7 +259,7 @@ class EnvVar(Model):
         default=None,
         description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef), "
         "as in a Pod.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra={PRESERVE_UNKNOWN_FIELDS: True},
     )
 
 
@@ -123,22 +272,42 @@ class Toleration(Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to tolerate; empty matches all effects."
     )
-    toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay.")
+    toleration_seconds: int | None = Field(
+        default=None, strict=True, description="For NoExecute: how long to stay."
+    )
 
 
 class Runtime(Model):
     """The model server: image, arguments, ports, probes and resources."""
 
-    image: str = Field(min_length=1, description="Container image of the model server.")
+    rules: ClassVar[tuple[Rule[Runtime], ...]] = (
+        Rule(
+            cel="!has(self.gpu) || (!has(self.gpu.product) && !has(self.gpu.migProfile)) "
+            "|| self.resources.gpu >= 1",
+            message="resources.gpu must be at least 1 when gpu.product or gpu.migProfile is set",
+            holds=lambda runtime: (
+                runtime.gpu is None
+                or (runtime.gpu.product is None and runtime.gpu.mig_profile is None)
+                or runtime.resources.gpu >= 1
+            ),
+            field="resources.gpu",
+        ),
+    )
+
+    image: str = Field(min_length=1, max_length=1024, description="Container image of the model server.")
     command: list[str] = Field(default_factory=list, description="Entrypoint override.")
     args: list[str] = Field(default_factory=list, description="Arguments of the server.")
-    env: list[EnvVar] = Field(default_factory=list, description="Environment of the server container.")
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description="Environment of the server container.",
+        json_schema_extra=_list_map("name"),
+    )
     env_from: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Sources of environment variables (configMapRef, secretRef), as in a Pod.",
-        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        json_schema_extra={"items": {"type": "object", PRESERVE_UNKNOWN_FIELDS: True}},
     )
-    port: int = Field(default=8080, ge=1, le=65535, description="Port the server listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, strict=True, description="Port the server listens on.")
     protocol: Literal["http", "grpc"] = Field(default="http", description="Wire protocol: http or grpc.")
     readiness_path: str = Field(
         default="/", pattern=r"^/", description="HTTP path of the readiness probe (http protocol)."
@@ -150,6 +319,7 @@ class Runtime(Model):
         default=600,
         ge=10,
         le=86400,
+        strict=True,
         description="How long the server may take to load the model before it is restarted.",
     )
     resources: Resources = Field(default_factory=Resources, description="Resources of one pod.")
@@ -175,14 +345,41 @@ class PrometheusRef(Model):
     """Where analysis queries go."""
 
     address: str = Field(
-        pattern=r"^https?://.+", description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090."
+        pattern=r"^https?://.+",
+        max_length=2048,
+        description="Base URL of the Prometheus HTTP API, e.g. http://prometheus:9090.",
     )
 
 
 class Metric(Model):
     """One analysis metric: a built-in template or custom PromQL, with thresholds."""
 
-    name: str = Field(min_length=1, pattern=DNS_LABEL_PATTERN, description="Name shown in status and events.")
+    rules: ClassVar[tuple[Rule[Metric], ...]] = (
+        Rule(
+            cel="self.template != 'custom' || has(self.query)",
+            message="query is required when template is custom",
+            holds=lambda metric: metric.template != "custom" or metric.query is not None,
+            field="query",
+        ),
+        Rule(
+            cel="has(self.min) || has(self.max)",
+            message="a metric needs min or max (or both): the bounds its result must stay within",
+            holds=lambda metric: metric.min is not None or metric.max is not None,
+        ),
+        Rule(
+            cel="!has(self.min) || !has(self.max) || self.min <= self.max",
+            message="min must not be greater than max",
+            holds=lambda metric: metric.min is None or metric.max is None or metric.min <= metric.max,
+            field="min",
+        ),
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="Name shown in status and events.",
+    )
     template: Literal["success-rate", "latency-p99", "custom"] = Field(
         default="custom",
         description="success-rate: share of non-5xx responses of the canary revision (0..1); "
@@ -194,8 +391,8 @@ class Metric(Model):
         description="PromQL for template custom; {{ revision }}, {{ namespace }} and {{ name }} are "
         "replaced. It must return one number.",
     )
-    min: float | None = Field(default=None, description="The result must be at least this.")
-    max: float | None = Field(default=None, description="The result must be at most this.")
+    min: float | None = Field(default=None, strict=True, description="The result must be at least this.")
+    max: float | None = Field(default=None, strict=True, description="The result must be at most this.")
 
 
 class Analysis(Model):
@@ -203,17 +400,29 @@ class Analysis(Model):
 
     prometheus: PrometheusRef | None = Field(default=None, description="The Prometheus to query.")
     interval: Duration = Field(default="1m", description="Time between two measurements.")
-    count: int = Field(default=1, ge=1, le=100, description="Measurements an analysis step takes.")
+    count: int = Field(
+        default=1, ge=1, le=100, strict=True, description="Measurements an analysis step takes."
+    )
     failure_limit: int = Field(
-        default=1, ge=0, le=100, description="Failed measurements tolerated; one more rolls back."
+        default=1,
+        ge=0,
+        le=100,
+        strict=True,
+        description="Failed measurements tolerated; one more rolls back.",
     )
     inconclusive_limit: int = Field(
         default=2,
         ge=0,
         le=100,
+        strict=True,
         description="Measurements without data or with query errors tolerated; one more fails the rollout.",
     )
-    metrics: list[Metric] = Field(default_factory=list, description="Metrics every measurement evaluates.")
+    metrics: list[Metric] = Field(
+        default_factory=list,
+        max_length=MAX_METRICS,
+        description="Metrics every measurement evaluates.",
+        json_schema_extra=_list_map("name"),
+    )
 
 
 class Pause(Model):
@@ -227,15 +436,80 @@ class Pause(Model):
 class Step(Model):
     """One step of an automated canary: set exactly one of weight, pause or analysis."""
 
+    rules: ClassVar[tuple[Rule[Step], ...]] = (
+        Rule(
+            cel="[has(self.weight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+            message="a step sets exactly one of weight, pause or analysis",
+            holds=lambda step: [step.weight, step.pause, step.analysis].count(None) == 2,
+        ),
+    )
+
     weight: Percent | None = Field(default=None, description="Route this percentage to the canary.")
     pause: Pause | None = Field(default=None, description="Wait, for a duration or until resumed.")
     analysis: Analysis | None = Field(
-        default=None, description="Run analysis; fields left unset come from spec.rollout.canary.analysis."
+        default=None,
+        description="Run analysis; fields left unset come from spec.rollout.canary.analysis.",
+        json_schema_extra={INHERITS_UNSET: True},
     )
+
+    @field_serializer("analysis")
+    def _only_what_the_step_sets(self, analysis: Analysis | None, info: SerializationInfo) -> Any:
+        # What the step leaves unset comes from canary.analysis; a dump that wrote the
+        # defaults out would change the step's meaning when read back.
+        if analysis is None:
+            return None
+        return analysis.model_dump(exclude_unset=True, by_alias=bool(info.by_alias), mode=info.mode)
+
+
+def _weights(canary: Canary) -> list[int]:
+    return [step.weight for step in canary.steps if step.weight is not None]
+
+
+def _inherited(canary: Canary, step: Step, field: str) -> Any:
+    """A field of an analysis step, or the canary's default when the step leaves it unset."""
+    assert step.analysis is not None
+    if field in step.analysis.model_fields_set:
+        return getattr(step.analysis, field)
+    return getattr(canary.analysis, field) if canary.analysis is not None else None
+
+
+_CEL_WEIGHTS = "self.steps.filter(s, has(s.weight)).map(s, s.weight)"
 
 
 class Canary(Model):
     """Canary settings: a manual weight (GitOps) or automated steps."""
+
+    rules: ClassVar[tuple[Rule[Canary], ...]] = (
+        Rule(
+            cel=f"!has(self.steps) || {_CEL_WEIGHTS} == {_CEL_WEIGHTS}.sort()",
+            message="step weights must not decrease: each weight step routes at least as much as the one "
+            "before",
+            holds=lambda canary: _weights(canary) == sorted(_weights(canary)),
+            field="steps",
+        ),
+        Rule(
+            cel="!has(self.steps) || self.steps.all(s, !has(s.analysis) || has(s.analysis.prometheus) "
+            "|| (has(self.analysis) && has(self.analysis.prometheus)))",
+            message="an analysis step needs a Prometheus: set prometheus.address in the step's analysis "
+            "or in spec.rollout.canary.analysis",
+            holds=lambda canary: all(
+                step.analysis is None or _inherited(canary, step, "prometheus") is not None
+                for step in canary.steps
+            ),
+            field="steps",
+        ),
+        Rule(
+            cel="!has(self.steps) || self.steps.all(s, !has(s.analysis) || (has(s.analysis.metrics) "
+            "? s.analysis.metrics.size() > 0 "
+            ": (has(self.analysis) && has(self.analysis.metrics) && self.analysis.metrics.size() > 0)))",
+            message="an analysis step needs at least one metric: set metrics in the step's analysis "
+            "or in spec.rollout.canary.analysis",
+            holds=lambda canary: all(
+                step.analysis is None or bool(_inherited(canary, step, "metrics")) for step in canary.steps
+            ),
+            field="steps",
+        ),
+    )
 
     weight: Percent = Field(
         default=0,
@@ -243,13 +517,19 @@ class Canary(Model):
         "100 promotes it.",
     )
     steps: list[Step] = Field(
-        default_factory=list, description="Automated mode: weights, pauses and analyses run in order."
+        default_factory=list,
+        max_length=MAX_STEPS,
+        description="Automated mode: weights, pauses and analyses run in order.",
     )
     analysis: Analysis | None = Field(
         default=None, description="Analysis defaults, and background analysis during automated steps."
     )
     scale_down_delay_seconds: int = Field(
-        default=30, ge=0, le=86400, description="How long the old revision stays up after promotion."
+        default=30,
+        ge=0,
+        le=86400,
+        strict=True,
+        description="How long the old revision stays up after promotion.",
     )
 
 
@@ -270,16 +550,18 @@ class Rollout(Model):
 class GatewayRef(Model):
     """The Gateway the HTTPRoute attaches to."""
 
-    name: str = Field(min_length=1, description="Gateway name.")
-    namespace: str | None = Field(default=None, description="Gateway namespace; defaults to the model's.")
+    name: str = Field(min_length=1, max_length=253, description="Gateway name.")
+    namespace: str | None = Field(
+        default=None, pattern=DNS_LABEL_PATTERN, description="Gateway namespace; defaults to the model's."
+    )
     section_name: str | None = Field(default=None, description="Listener name on the Gateway.")
 
 
 class HeaderRouting(Model):
     """Requests with this header always go to the canary."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$", description="Header name.")
-    value: str = Field(min_length=1, description="Exact header value.")
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9-]+$", description="Header name.")
+    value: str = Field(min_length=1, max_length=4096, description="Exact header value.")
 
 
 class Mirror(Model):
@@ -288,22 +570,63 @@ class Mirror(Model):
     percent: Percent = Field(default=0, description="Percentage of requests mirrored, 0 to 100.")
 
 
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _spelled(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 class Traffic(Model):
     """How requests reach the model and are split between revisions."""
+
+    rules: ClassVar[tuple[Rule[Traffic], ...]] = (
+        Rule(
+            cel=f"!has(self.headerRouting) || self.provider in [{_quoted(HEADER_ROUTING_PROVIDERS)}]",
+            message=f"headerRouting needs provider {_spelled(HEADER_ROUTING_PROVIDERS)}",
+            holds=lambda traffic: (
+                traffic.header_routing is None or traffic.provider in HEADER_ROUTING_PROVIDERS
+            ),
+            field="headerRouting",
+        ),
+        Rule(
+            cel=f"!has(self.mirror) || self.provider in [{_quoted(MIRROR_PROVIDERS)}]",
+            message=f"mirror needs provider {_spelled(MIRROR_PROVIDERS)}",
+            holds=lambda traffic: traffic.mirror is None or traffic.provider in MIRROR_PROVIDERS,
+            field="mirror",
+        ),
+    )
+    # Each provider writes objects of its own kinds (HTTPRoute, VirtualService, Ingress,
+    # TrafficSplit), often CRDs the operator cannot even list when their provider is not
+    # installed; after a switch the old provider's objects would keep routing, orphaned.
+    transition_rules = (
+        TransitionRule(
+            field="provider",
+            cel="self == oldSelf",
+            message="provider cannot be changed: the old provider's routing objects would be left behind; "
+            "delete the ModelDeployment and create it again to switch providers",
+            holds=lambda old, new: old == new,
+        ),
+    )
 
     provider: Literal["gateway-api", "istio", "nginx", "smi", "service"] = Field(
         default="gateway-api",
         description="gateway-api (HTTPRoute/GRPCRoute), istio (VirtualService), nginx (Ingress pair), "
-        "smi (TrafficSplit) or service (replica-ratio split, approximate).",
+        "smi (TrafficSplit) or service (replica-ratio split, approximate). Cannot be changed later.",
     )
     gateway: GatewayRef | None = Field(default=None, description="gateway-api and istio: the Gateway.")
     ingress_class_name: str | None = Field(default=None, description="nginx: the IngressClass.")
-    hosts: list[str] = Field(default_factory=list, description="Host names the model answers on.")
+    hosts: list[Hostname] = Field(
+        default_factory=list, max_length=16, description="Host names the model answers on."
+    )
     path: str = Field(default="/", pattern=r"^/", description="Path prefix routed to the model.")
     header_routing: HeaderRouting | None = Field(
         default=None, description="Send requests with this header to the canary (gateway-api, istio, nginx)."
     )
-    mirror: Mirror | None = Field(default=None, description="Mirror traffic to the canary (gateway-api, istio).")
+    mirror: Mirror | None = Field(
+        default=None, description="Mirror traffic to the canary (gateway-api, istio)."
+    )
     timeout: Duration | None = Field(default=None, description="Request timeout at the router.")
 
 
@@ -313,23 +636,57 @@ class Traffic(Model):
 class Autoscaling(Model):
     """Autoscaling of each live revision."""
 
-    engine: Literal["hpa", "keda"] = Field(
-        default="hpa", description="hpa (HorizontalPodAutoscaler) or keda (ScaledObject; allows minReplicas 0)."
+    rules: ClassVar[tuple[Rule[Autoscaling], ...]] = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not be greater than maxReplicas",
+            holds=lambda scaling: scaling.min_replicas <= scaling.max_replicas,
+            field="minReplicas",
+        ),
+        Rule(
+            cel="self.minReplicas > 0 || self.engine == 'keda'",
+            message="minReplicas 0 (scale to zero) needs engine keda",
+            holds=lambda scaling: scaling.min_replicas > 0 or scaling.engine == "keda",
+            field="minReplicas",
+        ),
+        Rule(
+            cel="self.metric != 'prometheus' || has(self.query)",
+            message="query is required when metric is prometheus",
+            holds=lambda scaling: scaling.metric != "prometheus" or scaling.query is not None,
+            field="query",
+        ),
+        Rule(
+            cel="self.metric != 'gpu-utilization' || self.target <= 100",
+            message="target of metric gpu-utilization is a percentage: at most 100",
+            holds=lambda scaling: scaling.metric != "gpu-utilization" or scaling.target <= 100,
+            field="target",
+        ),
     )
-    min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas; 0 only with keda.")
-    max_replicas: int = Field(ge=1, le=1000, description="Most replicas.")
+
+    engine: Literal["hpa", "keda"] = Field(
+        default="hpa",
+        description="hpa (HorizontalPodAutoscaler) or keda (ScaledObject; allows minReplicas 0).",
+    )
+    min_replicas: int = Field(
+        default=1, ge=0, le=1000, strict=True, description="Fewest replicas; 0 only with keda."
+    )
+    max_replicas: int = Field(ge=1, le=1000, strict=True, description="Most replicas.")
     metric: Literal["cpu", "gpu-utilization", "concurrency", "rps", "prometheus"] = Field(
         default="cpu",
         description="cpu (% of request), gpu-utilization (% from DCGM), concurrency (in-flight requests "
         "per pod), rps (requests per second per pod) or prometheus (the query below).",
     )
-    target: int = Field(default=70, ge=1, description="Target value per pod of the metric.")
+    target: int = Field(default=70, ge=1, strict=True, description="Target value per pod of the metric.")
     query: str | None = Field(default=None, min_length=1, description="PromQL for metric prometheus.")
     prometheus_address: str | None = Field(
         default=None, pattern=r"^https?://.+", description="keda: Prometheus the trigger queries."
     )
     scale_down_stabilization_seconds: int = Field(
-        default=300, ge=0, le=3600, description="How long load must stay low before scaling down."
+        default=300,
+        ge=0,
+        le=3600,
+        strict=True,
+        description="How long load must stay low before scaling down.",
     )
 
 
@@ -341,19 +698,21 @@ class ModelDeploymentSpec(Model):
 
     model: ModelSource = Field(description="The model to serve.")
     runtime: Runtime = Field(description="The server that serves it.")
-    replicas: int = Field(default=1, ge=0, le=1000, description="Replicas per revision without autoscaling.")
+    replicas: int = Field(
+        default=1, ge=0, le=1000, strict=True, description="Replicas per revision without autoscaling."
+    )
     rollout: Rollout = Field(default_factory=Rollout, description="How new revisions roll out.")
     traffic: Traffic = Field(default_factory=Traffic, description="How requests reach the model.")
-    autoscaling: Autoscaling | None = Field(default=None, description="Autoscaling; fixed replicas when unset.")
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="Autoscaling; fixed replicas when unset."
+    )
 
 
 # --------------------------------------------------------------------------- status
 
 
-class Condition(Model):
+class Condition(StatusModel):
     """A kstatus-compatible condition."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     type: str = Field(description="Ready, Progressing, Degraded, TrafficReady, ModelReady, GPUCapacity, ...")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
@@ -363,10 +722,8 @@ class Condition(Model):
     last_transition_time: str | None = Field(default=None, description="When status last changed.")
 
 
-class RevisionStatus(Model):
+class RevisionStatus(StatusModel):
     """Replicas of one live revision."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     name: str = Field(description="Revision hash.")
     role: Literal["stable", "canary", "retiring"] = Field(description="stable, canary or retiring.")
@@ -374,10 +731,8 @@ class RevisionStatus(Model):
     ready_replicas: int = Field(default=0, description="Replicas ready.")
 
 
-class AnalysisRun(Model):
+class AnalysisRun(StatusModel):
     """One measurement of one metric."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     metric: str = Field(description="Metric name.")
     value: float | None = Field(default=None, description="Measured value; empty when there was none.")
@@ -387,36 +742,49 @@ class AnalysisRun(Model):
     step: int | None = Field(default=None, description="Step index it belonged to.")
 
 
-class RolloutStatus(Model):
+class RolloutStatus(StatusModel):
     """Progress of the current rollout; all state the state machine needs lives here."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     step: int = Field(default=0, description="Index of the current step.")
     step_started_at: str | None = Field(default=None, description="When the current step began.")
     started_at: str | None = Field(default=None, description="When the rollout began.")
-    failures: int = Field(default=0, description="Failed measurements so far.")
-    inconclusives: int = Field(default=0, description="Inconclusive measurements so far.")
-    measurements: int = Field(default=0, description="Measurements taken in the current analysis step.")
+    failures: int = Field(default=0, description="Failed measurements in the current step.")
+    inconclusives: int = Field(default=0, description="Inconclusive measurements in the current step.")
+    measurements: int = Field(
+        default=0, description="Conclusive (successful or failed) measurements taken in the current step."
+    )
     last_measured_at: str | None = Field(default=None, description="Time of the last measurement.")
-    analysis_runs: list[AnalysisRun] = Field(default_factory=list, description="Recent measurements (bounded).")
+    analysis_runs: list[AnalysisRun] = Field(
+        default_factory=list, description="Recent measurements (bounded)."
+    )
     promoted_at: str | None = Field(default=None, description="When the canary became stable.")
     message: str = Field(default="", description="What the rollout waits for.")
+    weight: int = Field(
+        default=0,
+        description="Percentage the rollout sends to the canary while the canary has ready replicas "
+        "(canaryWeight is what the router reports).",
+    )
+    retiring: list[str] = Field(
+        default_factory=list,
+        description="Revisions that lost their role; their Deployments are removed at retireAfter.",
+    )
+    retire_after: str | None = Field(default=None, description="When the retiring revisions are removed.")
+    last_handled_request: str | None = Field(
+        default=None,
+        description="The last modeldeploy.io/request annotation acted on (<action>@<time>), so that a "
+        "request acts once.",
+    )
 
 
-class ResolvedModel(Model):
+class ResolvedModel(StatusModel):
     """Exactly which model bytes are served."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     uri: str = Field(description="The URI.")
     resolved_digest: str | None = Field(default=None, description="sha256 of what was fetched.")
 
 
-class HistoryEntry(Model):
+class HistoryEntry(StatusModel):
     """A past stable revision."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     revision: str = Field(description="Revision hash.")
     promoted_at: str | None = Field(default=None, description="When it became stable.")
@@ -424,13 +792,15 @@ class HistoryEntry(Model):
     image: str | None = Field(default=None, description="Server image of that revision.")
 
 
-class ModelDeploymentStatus(Model):
+class ModelDeploymentStatus(StatusModel):
     """Observed state, written only by the operator."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
     observed_generation: int | None = Field(default=None, description="Last generation acted on.")
-    conditions: list[Condition] = Field(default_factory=list, description="kstatus-compatible conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="kstatus-compatible conditions.",
+        json_schema_extra=_list_map("type"),
+    )
     phase: Literal["Stable", "Progressing", "Paused", "Promoting", "RolledBack", "Failed"] | None = Field(
         default=None, description="Stable, Progressing, Paused, Promoting, RolledBack or Failed."
     )
@@ -438,11 +808,18 @@ class ModelDeploymentStatus(Model):
     stable_revision: str | None = Field(default=None, description="Revision serving by default.")
     canary_revision: str | None = Field(default=None, description="Revision under test.")
     canary_weight: int = Field(default=0, description="Percentage actually routed to the canary, read back.")
-    revisions: list[RevisionStatus] = Field(default_factory=list, description="Live revisions.")
+    revisions: list[RevisionStatus] = Field(
+        default_factory=list, description="Live revisions.", json_schema_extra=_list_map("name")
+    )
     rollout: RolloutStatus | None = Field(default=None, description="Current rollout.")
     model: ResolvedModel | None = Field(default=None, description="Model served by the stable revision.")
     url: str | None = Field(default=None, description="Where clients send requests.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Past stable revisions (bounded).")
+
+
+def _name_is_valid(name: Any) -> bool:
+    # Objects not yet named (generateName) are named by the API server, which checks them.
+    return name is None or (len(str(name)) <= NAME_MAX_LENGTH and matches(NAME_PATTERN, str(name)))
 
 
 class ModelDeployment(BaseModel):
@@ -450,8 +827,24 @@ class ModelDeployment(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
-    api_version: Literal["modeldeploy.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
-    kind: Literal["ModelDeployment"] = KIND
+    rules: ClassVar[tuple[Rule[ModelDeployment], ...]] = (
+        Rule(
+            cel=f"self.metadata.name.size() <= {NAME_MAX_LENGTH} && self.metadata.name.matches('{NAME_PATTERN}')",
+            message=f"metadata.name must be a DNS label of at most {NAME_MAX_LENGTH} characters (lowercase "
+            "letters, digits and '-', starting with a letter), so that <name>-<revision> names fit",
+            holds=lambda md: _name_is_valid(md.metadata.get("name")),
+        ),
+    )
+
+    api_version: Literal["modeldeploy.io/v1alpha1"] = Field(
+        default="modeldeploy.io/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["ModelDeployment"] = "ModelDeployment"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ModelDeploymentSpec
     status: ModelDeploymentStatus = Field(default_factory=ModelDeploymentStatus)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> ModelDeployment:
+        check_rules(self, self.rules)
+        return self
