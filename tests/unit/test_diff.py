@@ -1,5 +1,7 @@
 from modeldeploy.controller.diff import needs_apply
 
+MANAGER = "modeldeploy"
+
 DESIRED = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
@@ -20,11 +22,28 @@ DESIRED = {
 }
 
 
+OURS = {
+    "f:metadata": {"f:labels": {"f:a": {}}},
+    "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"server"}': {".": {}, "f:image": {}}}}}},
+}
+
+
 def live_copy(**changes: object) -> dict:
     import copy
 
     live = copy.deepcopy(DESIRED)
-    live["metadata"].update(resourceVersion="7", uid="u", managedFields=[{"manager": "modeldeploy"}])
+    live["metadata"].update(
+        resourceVersion="7",
+        uid="u",
+        managedFields=[
+            {"manager": "modeldeploy", "operation": "Apply", "fieldsV1": OURS},
+            {
+                "manager": "kube-controller-manager",
+                "operation": "Update",
+                "fieldsV1": {"f:spec": {"f:replicas": {}}},
+            },
+        ],
+    )
     live["spec"]["replicas"] = 3  # owned by an autoscaler
     live["status"] = {"readyReplicas": 3}
     container = live["spec"]["template"]["spec"]["containers"][0]
@@ -36,31 +55,31 @@ def live_copy(**changes: object) -> dict:
 
 
 def test_server_defaults_other_owners_and_normalised_quantities_need_no_write() -> None:
-    assert not needs_apply(DESIRED, live_copy())
+    assert not needs_apply(DESIRED, live_copy(), MANAGER)
 
 
 def test_a_changed_field_needs_a_write() -> None:
-    assert needs_apply(DESIRED, live_copy(image="img:2"))
+    assert needs_apply(DESIRED, live_copy(image="img:2"), MANAGER)
 
 
 def test_a_removed_field_needs_a_write() -> None:
     live = live_copy()
     del live["metadata"]["labels"]["a"]
-    assert needs_apply(DESIRED, live)
+    assert needs_apply(DESIRED, live, MANAGER)
 
 
 def test_an_extra_list_item_needs_a_write() -> None:
     live = live_copy()
     live["spec"]["template"]["spec"]["containers"].append({"name": "sidecar"})
-    assert needs_apply(DESIRED, live)
+    assert needs_apply(DESIRED, live, MANAGER)
 
 
 def test_quantities_compare_by_value_but_booleans_and_words_do_not() -> None:
-    assert not needs_apply({"a": "0.5"}, {"a": "500m"})
-    assert not needs_apply({"port": 8080}, {"port": "8080"})
-    assert needs_apply({"a": True}, {"a": 1})
-    assert needs_apply({"a": "serving"}, {"a": "http"})
-    assert needs_apply({"a": None}, {"a": "x"})
+    assert not needs_apply({"a": "0.5"}, {"a": "500m"}, MANAGER)
+    assert not needs_apply({"port": 8080}, {"port": "8080"}, MANAGER)
+    assert needs_apply({"a": True}, {"a": 1}, MANAGER)
+    assert needs_apply({"a": "serving"}, {"a": "http"}, MANAGER)
+    assert needs_apply({"a": None}, {"a": "x"}, MANAGER)
 
 
 def test_parse_quantity() -> None:
@@ -78,3 +97,31 @@ def test_parse_quantity() -> None:
     for bad in ("lots", "1.2.3", "5Q", True):
         with pytest.raises(ValueError):
             parse_quantity(bad)
+
+
+def test_a_field_we_applied_before_and_no_longer_want_needs_a_write() -> None:
+    live = live_copy()
+    live["metadata"]["managedFields"][0]["fieldsV1"] = {
+        **OURS,
+        "f:spec": {**OURS["f:spec"], "f:replicas": {}},  # we set replicas before an autoscaler took over
+    }
+    assert needs_apply(DESIRED, live, MANAGER)
+
+
+def test_fields_owned_by_another_manager_are_not_ours_to_remove() -> None:
+    live = live_copy()
+    live["metadata"]["labels"]["b"] = "someone else's"
+    assert not needs_apply(DESIRED, live, MANAGER)
+
+
+def test_a_map_owned_whole_must_match_exactly() -> None:
+    desired = {"spec": {"selector": {"model": "m"}}}
+    live = {
+        "spec": {"selector": {"model": "m", "revision": "r1"}},
+        "metadata": {
+            "managedFields": [
+                {"manager": MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:selector": {}}}}
+            ]
+        },
+    }
+    assert needs_apply(desired, live, MANAGER)

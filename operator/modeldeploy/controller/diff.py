@@ -5,6 +5,10 @@ wakes every watcher), so the operator compares first. `desired` is compared as a
 `live`: fields the API server or other controllers add (defaults, status, replicas owned
 by an autoscaler) do not count, and values the server normalises (quantities such as
 "1000m" → "1", integers sent as strings) are compared by meaning.
+
+A field we applied before and no longer want (a selector key, a label, `replicas` once an
+autoscaler takes over) is not in `desired`, so the subset test cannot see it; our entry in
+`managedFields` can: applying would remove it, so that too needs a write.
 """
 
 from __future__ import annotations
@@ -14,8 +18,41 @@ from typing import Any
 from modeldeploy.quantity import parse_quantity
 
 
-def needs_apply(desired: dict[str, Any], live: dict[str, Any]) -> bool:
-    return not _contains(live, desired)
+def needs_apply(desired: dict[str, Any], live: dict[str, Any], manager: str) -> bool:
+    return not _contains(live, desired) or _drops_owned_field(desired, live, _owned_fields(live, manager))
+
+
+def _owned_fields(live: dict[str, Any], manager: str) -> dict[str, Any]:
+    """The fieldsV1 tree of `manager`'s apply entry: {"f:spec": {"f:replicas": {}}, ...}."""
+    for entry in live.get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            return dict(entry.get("fieldsV1") or {})
+    return {}
+
+
+def _drops_owned_field(desired: Any, live: Any, owned: dict[str, Any]) -> bool:
+    """A map key we own that `desired` leaves out. A map owned whole (atomic, such as a
+    Service's selector) must match exactly. Lists are not descended: their items are
+    compared whole (and by count) by the subset test."""
+    if not isinstance(desired, dict) or not isinstance(live, dict):
+        return False
+    for key, below in owned.items():
+        if not key.startswith("f:"):
+            continue
+        name = key[2:]
+        if name not in desired:
+            return True
+        wanted, present = desired[name], live.get(name)
+        if (
+            not below
+            and isinstance(wanted, dict)
+            and isinstance(present, dict)
+            and set(present) != set(wanted)
+        ):
+            return True
+        if _drops_owned_field(wanted, present, below):
+            return True
+    return False
 
 
 def _contains(live: Any, desired: Any) -> bool:

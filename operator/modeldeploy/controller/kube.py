@@ -107,7 +107,7 @@ class Kube:
 
     async def apply(self, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
         """Server-side apply `desired` unless `live` (what the cluster has, or None) already matches it."""
-        if live is not None and not needs_apply(desired, live):
+        if live is not None and not needs_apply(desired, live, FIELD_MANAGER):
             return ApplyResult(live, written=False, restored=False)
         resource = await self.resource(desired["apiVersion"], desired["kind"])
         applied = await self.dynamic.server_side_apply(
