@@ -84,7 +84,9 @@ def validate(
 def run(
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Watch only this namespace (repeatable); default: all namespaces."),
+        typer.Option(
+            "--namespace", "-n", help="Watch only this namespace (repeatable); default: all namespaces."
+        ),
     ] = None,
     kubeconfig: Annotated[
         str | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file; in a pod the in-cluster config.")
@@ -94,10 +96,13 @@ def run(
     workers: Annotated[int, typer.Option(min=1, max=64, help="ModelDeployments reconciled at once.")] = 4,
     initializer_image: Annotated[
         str,
-        typer.Option(envvar="MODELDEPLOY_IMAGE", help="Image of the model-fetching init container (this image)."),
+        typer.Option(
+            envvar="MODELDEPLOY_IMAGE", help="Image of the model-fetching init container (this image)."
+        ),
     ] = f"ghcr.io/modeldeploy/modeldeploy:{__version__}",
     oci_mode: Annotated[
-        OciModeOption, typer.Option(help="How oci:// models are mounted: Kubernetes image volumes or a modelcar sidecar.")
+        OciModeOption,
+        typer.Option(help="How oci:// models are mounted: Kubernetes image volumes or a modelcar sidecar."),
     ] = OciModeOption.image_volume,
     peering: Annotated[
         str | None, typer.Option(help="kopf peering name: replicas sharing it elect one active operator.")
