@@ -245,3 +245,20 @@ def audit_log(kubeconfig: str) -> AuditLog:
     if not path.exists():
         pytest.skip(f"no API server audit log at {path} (set MODELDEPLOY_TEST_AUDIT_LOG for another cluster)")
     return AuditLog(path)
+
+
+def restore_crd(kubectl: Kubectl, saved: dict[str, Any]) -> None:
+    """Puts back a CRD a test removed to see the operator without it."""
+    for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+        saved["metadata"].pop(key, None)
+    saved.pop("status", None)
+    kubectl.run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=hack-cluster",
+        "-f",
+        "-",
+        input=json.dumps(saved),
+    )
+    kubectl.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{saved['metadata']['name']}")

@@ -3,14 +3,13 @@ moves traffic, shows each weight in the route and in status, and promotes at 100
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from modeldeploy.api.models import ModelDeployment
 from modeldeploy.traffic import ROUTERS, Routing, router_for
-from tests.cluster.conftest import Kubectl
+from tests.cluster.conftest import Kubectl, restore_crd
 from tests.cluster.modeldeployments import children, condition, get, manifest, wait_condition, wait_status
 from tests.cluster.waiting import wait_for
 
@@ -158,9 +157,4 @@ def test_a_missing_provider_crd_is_a_condition(kubectl: Kubectl, namespace: str)
         assert crd in condition(body, "TrafficReady")["message"]
         assert condition(body, "Ready")["status"] == "False"
     finally:
-        for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
-            saved["metadata"].pop(key, None)
-        saved.pop("status", None)
-        kubectl.run("apply", "--server-side", "--force-conflicts", "--field-manager=hack-cluster", "-f", "-",
-                    input=json.dumps(saved))  # fmt: skip
-        kubectl.run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{crd}")
+        restore_crd(kubectl, saved)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.cluster.conftest import AuditLog, Kubectl, Operator
+from tests.cluster.conftest import AuditLog, Kubectl, Operator, restore_crd
 from tests.cluster.modeldeployments import children, condition, get, manifest, wait_condition, wait_status
 from tests.cluster.waiting import wait_for
 
@@ -188,3 +188,32 @@ def test_a_resync_and_a_restart_make_no_writes(
     time.sleep(2)  # room for a late write to reach the audit log
     writes = audit_log.writes(USER_AGENT, namespace, since=quiet_since)
     assert writes == [], [(w["verb"], w["objectRef"]) for w in writes]
+
+
+def test_switching_engine_replaces_the_autoscaler(kubectl: Kubectl, namespace: str) -> None:
+    hpa = {"engine": "hpa", "minReplicas": 1, "maxReplicas": 3}
+    kubectl.apply(manifest("engines", autoscaling=hpa), "-n", namespace)
+    wait_condition(kubectl, namespace, "engines", "Ready", "True")
+    assert len(children(kubectl, namespace, "engines", "hpa")) == 1
+    keda = {**hpa, "engine": "keda", "metric": "prometheus", "query": "sum(rate(x[1m]))",
+            "prometheusAddress": "http://prometheus.monitoring:9090"}  # fmt: skip
+    kubectl.apply(manifest("engines", autoscaling=keda), "-n", namespace)
+    wait_for("the HPA to go", lambda: not children(kubectl, namespace, "engines", "hpa"))
+    [scaled] = children(kubectl, namespace, "engines", "scaledobject")
+    assert scaled["spec"]["maxReplicaCount"] == 3
+
+
+def test_a_missing_keda_is_a_condition(kubectl: Kubectl, namespace: str) -> None:
+    crd = "scaledobjects.keda.sh"
+    saved = kubectl.json("get", "crd", crd)
+    kubectl.run("delete", "crd", crd)
+    try:
+        keda = {"engine": "keda", "minReplicas": 0, "maxReplicas": 2, "metric": "prometheus",
+                "query": "sum(rate(x[1m]))", "prometheusAddress": "http://prometheus.monitoring:9090"}  # fmt: skip
+        kubectl.apply(manifest("no-keda", autoscaling=keda), "-n", namespace)
+        body = wait_condition(
+            kubectl, namespace, "no-keda", "Ready", "False", reason="AutoscalerNotInstalled", timeout=90
+        )
+        assert "scaledobjects.keda.sh" in condition(body, "Ready")["message"]
+    finally:
+        restore_crd(kubectl, saved)

@@ -84,12 +84,10 @@ class Kube:
         self._missing_kinds.pop(key, None)
         return found
 
-    async def serves(self, api_version: str, kind: str) -> bool:
-        try:
-            await self.resource(api_version, kind)
-        except KindNotServed:
-            return False
-        return True
+    def _gone(self, api_version: str, kind: str) -> KindNotServed:
+        """A kind discovery knew but the server no longer serves: looked up again later."""
+        self._missing_kinds[(api_version, kind)] = time.monotonic()
+        return KindNotServed(api_version, kind)
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = await self.resource(api_version, kind)
@@ -102,7 +100,10 @@ class Kube:
     async def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
         resource = await self.resource(api_version, kind)
         label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
-        found = await self.dynamic.get(resource, namespace=namespace, label_selector=label_selector)
+        try:
+            found = await self.dynamic.get(resource, namespace=namespace, label_selector=label_selector)
+        except NotFoundError:
+            raise self._gone(api_version, kind) from None
         return [dict(item) for item in found.to_dict()["items"]]
 
     async def apply(self, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
@@ -110,13 +111,17 @@ class Kube:
         if live is not None and not needs_apply(desired, live, FIELD_MANAGER):
             return ApplyResult(live, written=False, restored=False)
         resource = await self.resource(desired["apiVersion"], desired["kind"])
-        applied = await self.dynamic.server_side_apply(
-            resource,
-            body=desired,
-            namespace=desired["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-        )
+        try:
+            applied = await self.dynamic.server_side_apply(
+                resource,
+                body=desired,
+                namespace=desired["metadata"].get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except NotFoundError:
+            # Apply creates what is missing, so a 404 means the kind itself went away (CRD deleted).
+            raise self._gone(desired["apiVersion"], desired["kind"]) from None
         metrics.API_WRITES.labels(kind=desired["kind"], verb="apply").inc()
         return ApplyResult(dict(applied.to_dict()), written=True, restored=live is not None and _ours(live))
 
