@@ -104,8 +104,12 @@ def run(
         OciModeOption,
         typer.Option(help="How oci:// models are mounted: Kubernetes image volumes or a modelcar sidecar."),
     ] = OciModeOption.image_volume,
-    peering: Annotated[
-        str | None, typer.Option(help="kopf peering name: replicas sharing it elect one active operator.")
+    leader_election_namespace: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MODELDEPLOY_LEADER_ELECTION_NAMESPACE",
+            help="Elect one active replica with a Lease in this namespace (for several replicas).",
+        ),
     ] = None,
     log_format: Annotated[LogFormat, typer.Option(help="plain or json log lines.")] = LogFormat.plain,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -123,7 +127,7 @@ def run(
         health_port=health_port,
         workers=workers,
         settings=Settings(initializer_image=initializer_image, oci_mode=oci_mode.value),
-        peering=peering,
+        leader_election_namespace=leader_election_namespace,
     )
     asyncio.run(run_operator(options))
 

@@ -207,8 +207,9 @@ class Operator:
 def operator(
     kubeconfig: str, modeldeployment_crd: None, provider_crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    """One operator for the session, watching every namespace."""
-    running = Operator(kubeconfig, tmp_path_factory.mktemp("operator"))
+    """One operator for the session, watching the tests' namespaces (`t-*`); tests that run
+    operators of their own use other names."""
+    running = Operator(kubeconfig, tmp_path_factory.mktemp("operator"), extra_args=("--namespace", "t-*"))
     running.start()
     yield running
     running.stop()

@@ -7,6 +7,7 @@ unchanged cluster makes zero writes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -18,7 +19,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
-from kubernetes_asyncio.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
 from modeldeploy import metrics
 from modeldeploy.controller.diff import needs_apply
@@ -89,22 +90,35 @@ class Kube:
         self._missing_kinds[(api_version, kind)] = time.monotonic()
         return KindNotServed(api_version, kind)
 
+    async def _request(self, method: str, resource: Any, **arguments: Any) -> dict[str, Any]:
+        """One call of the dynamic client, failures raised: it streams responses without
+        checking their status, so a 404 or 422 would come back as a plain `Status` object."""
+        result = dict((await getattr(self.dynamic, method)(resource, **arguments)).to_dict())
+        if result.get("kind") == "Status" and result.get("status") == "Failure":
+            error = ApiException(status=result.get("code"), reason=result.get("reason"))
+            error.body = json.dumps(result)
+            raise error
+        return result
+
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = await self.resource(api_version, kind)
         try:
-            found = await self.dynamic.get(resource, name=name, namespace=namespace)
-        except NotFoundError:
-            return None
-        return dict(found.to_dict())
+            return await self._request("get", resource, name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
         resource = await self.resource(api_version, kind)
         label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
         try:
-            found = await self.dynamic.get(resource, namespace=namespace, label_selector=label_selector)
-        except NotFoundError:
-            raise self._gone(api_version, kind) from None
-        return [dict(item) for item in found.to_dict()["items"]]
+            found = await self._request("get", resource, namespace=namespace, label_selector=label_selector)
+        except ApiException as error:
+            if error.status == 404:
+                raise self._gone(api_version, kind) from None
+            raise
+        return [dict(item) for item in found["items"]]
 
     async def apply(self, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
         """Server-side apply `desired` unless `live` (what the cluster has, or None) already matches it."""
@@ -112,30 +126,53 @@ class Kube:
             return ApplyResult(live, written=False, restored=False)
         resource = await self.resource(desired["apiVersion"], desired["kind"])
         try:
-            applied = await self.dynamic.server_side_apply(
+            applied = await self._request(
+                "server_side_apply",
                 resource,
                 body=desired,
                 namespace=desired["metadata"].get("namespace"),
                 field_manager=FIELD_MANAGER,
                 force_conflicts=True,
             )
-        except NotFoundError:
-            # Apply creates what is missing, so a 404 means the kind itself went away (CRD deleted).
-            raise self._gone(desired["apiVersion"], desired["kind"]) from None
+        except ApiException as error:
+            if error.status == 404:
+                # Apply creates what is missing, so a 404 means the kind itself went away (CRD deleted).
+                raise self._gone(desired["apiVersion"], desired["kind"]) from None
+            raise
         metrics.API_WRITES.labels(kind=desired["kind"], verb="apply").inc()
-        return ApplyResult(dict(applied.to_dict()), written=True, restored=live is not None and _ours(live))
+        return ApplyResult(applied, written=True, restored=live is not None and _ours(live))
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        created = await self._request(
+            "create", resource, body=obj, namespace=obj["metadata"].get("namespace")
+        )
+        metrics.API_WRITES.labels(kind=obj["kind"], verb="create").inc()
+        return created
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the object's resourceVersion: a concurrent change makes it fail with 409."""
+        resource = await self.resource(obj["apiVersion"], obj["kind"])
+        replaced = await self._request(
+            "replace", resource, body=obj, namespace=obj["metadata"].get("namespace")
+        )
+        metrics.API_WRITES.labels(kind=obj["kind"], verb="replace").inc()
+        return replaced
 
     async def delete(self, obj: dict[str, Any]) -> bool:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
         try:
-            await self.dynamic.delete(
+            await self._request(
+                "delete",
                 resource,
                 name=obj["metadata"]["name"],
                 namespace=obj["metadata"].get("namespace"),
                 propagation_policy="Background",
             )
-        except NotFoundError:
-            return False
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
         metrics.API_WRITES.labels(kind=obj["kind"], verb="delete").inc()
         return True
 
@@ -144,7 +181,8 @@ class Kube:
     ) -> None:
         """JSON merge patch of the status subresource: the operator never writes spec."""
         resource = await self.resource(api_version, kind)
-        await self.dynamic.patch(
+        await self._request(
+            "patch",
             resource.subresources["status"],
             body={"status": status},
             name=name,

@@ -18,8 +18,11 @@ from kubernetes_asyncio.client import CoreV1Api
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.handlers import build_registry, work
 from modeldeploy.controller.kube import Kube
+from modeldeploy.controller.leader import Leadership
 from modeldeploy.controller.reconcile import Reconciler, Settings
 from modeldeploy.controller.workqueue import WorkQueue
+
+LEASE_NAME = "modeldeploy-operator"
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ class RunOptions:
     health_port: int
     workers: int
     settings: Settings
-    peering: str | None  # kopf peering name for HA; None runs standalone
+    # Namespace of the Lease replicas elect their leader with; None runs without election.
+    leader_election_namespace: str | None = None
     shutdown_grace_seconds: float = 20.0
 
 
@@ -51,7 +55,17 @@ async def run_operator(options: RunOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
 
     prometheus_client.start_http_server(options.metrics_port)
-    health = await _serve_health(options.health_port, ready)
+    standby = asyncio.Event()
+    health = await _serve_health(options.health_port, ready, standby)
+    leadership = None
+    if options.leader_election_namespace:
+        leadership = Leadership(kube, options.leader_election_namespace, LEASE_NAME, _identity())
+        standby.set()
+        acquired = await leadership.acquire(stop)
+        standby.clear()
+        if not acquired:
+            await _shut_down(health, kube)
+            return
     workers = [
         asyncio.create_task(work(queue, reconciler, stop), name=f"worker-{n}") for n in range(options.workers)
     ]
@@ -60,8 +74,7 @@ async def run_operator(options: RunOptions) -> None:
             registry=build_registry(queue, reconciler.cluster),
             clusterwide=not options.namespaces,
             namespaces=options.namespaces,
-            standalone=options.peering is None,
-            peering_name=options.peering,
+            standalone=True,
             stop_flag=stop,
             ready_flag=ready,
         ),
@@ -74,7 +87,11 @@ async def run_operator(options: RunOptions) -> None:
         options.metrics_port,
         options.health_port,
     )
-    await asyncio.wait([kopf_task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    ending = [kopf_task, asyncio.create_task(stop.wait())]
+    keeping = asyncio.create_task(leadership.keep(stop)) if leadership else None
+    if keeping:
+        ending.append(keeping)
+    await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     # Graceful: reconciles in flight get a moment to finish their writes, then everything stops.
     await asyncio.wait([kopf_task, *workers], timeout=options.shutdown_grace_seconds)
@@ -82,18 +99,37 @@ async def run_operator(options: RunOptions) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(kopf_task, *workers, return_exceptions=True)
+    if keeping and keeping.done() and keeping.exception():
+        # Another replica may be active already: stop at once, the pod restarts and queues up again.
+        await _shut_down(health, kube)
+        raise keeping.exception()  # type: ignore[misc]
+    if leadership:
+        await leadership.release()
+    await _shut_down(health, kube)
+
+
+async def _shut_down(health: web.AppRunner, kube: Kube) -> None:
     await health.cleanup()
     await kube.close()
     log.info("modeldeploy operator stopped")
 
 
-async def _serve_health(port: int, ready: asyncio.Event) -> web.AppRunner:
+def _identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def _serve_health(port: int, ready: asyncio.Event, standby: asyncio.Event) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def readyz(_: web.Request) -> web.Response:
-        # Ready once kopf has listed and started watching every resource.
-        return web.Response(text="ok") if ready.is_set() else web.Response(status=503, text="starting")
+        # Ready once kopf has listed and started watching every resource; a replica waiting
+        # for the Lease is ready too: it is healthy and takes over when the leader goes.
+        if ready.is_set():
+            return web.Response(text="ok")
+        if standby.is_set():
+            return web.Response(text="standby")
+        return web.Response(status=503, text="starting")
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
