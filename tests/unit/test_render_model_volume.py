@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.api.models import ModelSource
-from modeldeploy.render.model_volume import MODEL_DIR, model_volume
+from modeldeploy.render.model_volume import MODEL_DIR, is_mounted, model_volume
 
 INITIALIZER = "ghcr.io/example/modeldeploy:0.1"
 SHA = "a" * 64
@@ -103,13 +103,6 @@ def test_a_claim_is_mounted_read_only_at_its_sub_path(uri: str, sub_path: str) -
     ]
 
 
-@pytest.mark.parametrize("uri", ["pvc://models", "pvc://models/"])
-def test_a_whole_claim_is_mounted_without_sub_path(uri: str) -> None:
-    (mount,) = model_volume(source(uri), INITIALIZER).server_volume_mounts
-
-    assert mount == {"name": "model", "mountPath": MODEL_DIR, "readOnly": True}
-
-
 def test_an_oci_model_is_an_image_volume_by_default() -> None:
     volume = model_volume(source("oci://registry.example.com/models/sentiment:v7"), INITIALIZER)
 
@@ -163,3 +156,11 @@ def test_no_format_no_model_format_variable() -> None:
     assert model_volume(source("s3://models/m"), INITIALIZER).server_env == [
         {"name": "MODEL_DIR", "value": MODEL_DIR}
     ]
+
+
+@pytest.mark.parametrize(("uri", "mounted"), [("pvc://claim/models/v1", True), ("oci://registry/model:1", True),
+                                              ("s3://bucket/model/", False), ("hf://org/model", False)])  # fmt: skip
+def test_mounted_schemes_have_no_fetcher(uri: str, mounted: bool) -> None:
+    model = ModelSource(uri=uri)
+    assert is_mounted(model) == mounted
+    assert bool(model_volume(model, "initializer:1").init_containers) != mounted

@@ -38,13 +38,13 @@ from modeldeploy.render.autoscaler import (
     render_autoscaler,
 )
 from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
-from modeldeploy.render.model_volume import OciMode
+from modeldeploy.render.model_volume import OciMode, is_mounted
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, revision_of
 from modeldeploy.render.services import render_role_services
 from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
 from modeldeploy.rollout.prometheus import measure
-from modeldeploy.storage.termination import model_state_from_pods
+from modeldeploy.storage.termination import ModelState, model_state_from_pods
 from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
 
 log = logging.getLogger(__name__)
@@ -368,8 +368,11 @@ class _Pass:
             for p in pods
             if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == status.stable_revision
         ]
-        model = model_state_from_pods(stable_pods)
         stable_spec = specs.get(status.stable_revision or "", specs[self.revision])
+        if is_mounted(stable_spec.model):
+            model = ModelState(True, "Mounted", f"{stable_spec.model.uri} is mounted into the server pods")
+        else:
+            model = model_state_from_pods(stable_pods)
         status.model = ResolvedModel(uri=stable_spec.model.uri, resolved_digest=model.digest)
         conditions = status.conditions
         conditions = self._condition(conditions, "ModelReady", model.ready, model.reason, model.message)

@@ -55,6 +55,11 @@ class ModelVolume:
     share_process_namespace: bool = False
 
 
+def is_mounted(model: ModelSource) -> bool:
+    """pvc:// and oci:// models are mounted into the pod; no init container fetches them."""
+    return model.uri.partition("://")[0] in ("pvc", "oci")
+
+
 def model_volume(
     model: ModelSource, initializer_image: str, oci_mode: OciMode = "image-volume"
 ) -> ModelVolume:
@@ -126,11 +131,9 @@ def _fetched(model: ModelSource, initializer_image: str, env: list[dict[str, Any
 
 
 def _claim(location: str, env: list[dict[str, Any]]) -> ModelVolume:
+    # The API requires a path inside the claim (pvc://<claim>/<path>).
     claim, _, path = location.partition("/")
-    mount: dict[str, Any] = {"name": MODEL_VOLUME, "mountPath": MODEL_DIR, "readOnly": True}
-    sub_path = path.strip("/")
-    if sub_path:
-        mount["subPath"] = sub_path
+    mount = {"name": MODEL_VOLUME, "mountPath": MODEL_DIR, "readOnly": True, "subPath": path.strip("/")}
     return ModelVolume(
         volumes=[{"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}],
         server_volume_mounts=[mount],
