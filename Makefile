@@ -38,6 +38,7 @@ format: install
 
 crds: install
 	$(BIN)/modeldeploy crd > crds/modeldeploy.io_modeldeployments.yaml
+	cp crds/modeldeploy.io_modeldeployments.yaml charts/modeldeploy/crds/
 	$(BIN)/modeldeploy api-docs > docs/api.md
 
 binaries:
