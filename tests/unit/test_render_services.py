@@ -4,7 +4,10 @@ from modeldeploy.render.services import render_role_services
 MD = ModelDeployment.model_validate(
     {
         "metadata": {"name": "sentiment", "namespace": "ml", "uid": "u-1"},
-        "spec": {"model": {"uri": "s3://models/sentiment/v7/"}, "runtime": {"image": "server:1", "port": 9000}},
+        "spec": {
+            "model": {"uri": "s3://models/sentiment/v7/"},
+            "runtime": {"image": "server:1", "port": 9000},
+        },
     }
 )
 
