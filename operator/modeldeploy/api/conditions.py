@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from modeldeploy.api.models import Condition
@@ -10,23 +9,20 @@ from modeldeploy.api.models import Condition
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with seconds, as Kubernetes writes times."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def set_condition(
-    conditions: list[Condition], kind: str, status: ConditionStatus, reason: str, message: str, now: datetime
+    conditions: list[Condition], kind: str, status: ConditionStatus, reason: str, message: str, stamp: str
 ) -> list[Condition]:
-    """`conditions` with the one of type `kind` replaced (or added) in place of order."""
+    """`conditions` with the one of type `kind` replaced in place (or added); `stamp` (RFC 3339)
+    becomes its transition time when its status changes."""
     previous = next((condition for condition in conditions if condition.type == kind), None)
-    changed = previous is None or previous.status != status
     condition = Condition(
         type=kind,
         status=status,
         reason=reason,
         message=message,
-        last_transition_time=timestamp(now) if changed or previous is None else previous.last_transition_time,
+        last_transition_time=stamp
+        if previous is None or previous.status != status
+        else previous.last_transition_time,
     )
     if previous is None:
         return [*conditions, condition]

@@ -44,6 +44,7 @@ from modeldeploy.render.services import render_role_services
 from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
 from modeldeploy.rollout.prometheus import measure
+from modeldeploy.rollout.timing import format_timestamp
 from modeldeploy.storage.termination import ModelState, model_state_from_pods
 from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
 
@@ -110,7 +111,9 @@ class Reconciler:
             for issue in error.errors()
         )
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        conditions = set_condition(status.conditions, "Ready", "False", "InvalidSpec", message, now)
+        conditions = set_condition(
+            status.conditions, "Ready", "False", "InvalidSpec", message, format_timestamp(now)
+        )
         patch = {
             "observedGeneration": body["metadata"].get("generation"),
             "ready": "False",
@@ -134,6 +137,7 @@ class _Pass:
         self.md = md
         self.body = body
         self.now = now
+        self.stamp = format_timestamp(now)
         self.namespace = namespace_of(md)
         self.name = name_of(md)
         self.key = (self.namespace, self.name)
@@ -379,7 +383,7 @@ class _Pass:
         traffic = [p for p in self.problems if p.condition == "TrafficReady"]
         if traffic:
             conditions = set_condition(
-                conditions, "TrafficReady", "False", traffic[0].reason, traffic[0].message, self.now
+                conditions, "TrafficReady", "False", traffic[0].reason, traffic[0].message, self.stamp
             )
         else:
             conditions = set_condition(
@@ -390,15 +394,15 @@ class _Pass:
                 f"{self.router.provider}: {status.canary_weight}% to the canary"
                 if routing.canary_revision
                 else f"{self.router.provider}: all traffic to {routing.stable_revision}",
-                self.now,
+                self.stamp,
             )
         conditions = self._gpu_capacity(conditions, pods)
         ready, reason, message = self._readiness_verdict(status, readiness, pods, model)
-        conditions = set_condition(conditions, "Ready", ready, reason, message, self.now)
+        conditions = set_condition(conditions, "Ready", ready, reason, message, self.stamp)
         for problem in self.problems:
             if problem.condition == "Progressing":
                 conditions = set_condition(
-                    conditions, "Progressing", "True", problem.reason, problem.message, self.now
+                    conditions, "Progressing", "True", problem.reason, problem.message, self.stamp
                 )
         status.conditions = conditions
         status.ready = ready
@@ -408,7 +412,7 @@ class _Pass:
         self, conditions: list[Condition], kind: str, ready: bool | None, reason: str, message: str
     ) -> list[Condition]:
         state = "Unknown" if ready is None else ("True" if ready else "False")
-        return set_condition(conditions, kind, state, reason, message, self.now)
+        return set_condition(conditions, kind, state, reason, message, self.stamp)
 
     def _gpu_capacity(self, conditions: list[Condition], pods: list[dict[str, Any]]) -> list[Condition]:
         request = capacity.GPURequest.of(self.md.spec.runtime)
@@ -425,7 +429,7 @@ class _Pass:
         wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
         verdict = capacity.capacity_condition(report, wanted, request)
         return set_condition(
-            conditions, verdict.type, verdict.status, verdict.reason, verdict.message, self.now
+            conditions, verdict.type, verdict.status, verdict.reason, verdict.message, self.stamp
         )
 
     def _readiness_verdict(

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast, get_args
 
+from modeldeploy.api.conditions import set_condition
 from modeldeploy.api.models import (
     Analysis,
     AnalysisRun,
-    Condition,
     HistoryEntry,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -609,17 +609,9 @@ class _Tick:
         rollout.retiring, rollout.retire_after = [], None
 
     def _set_condition(self, kind: str, state: Literal["True", "False"], reason: str, message: str) -> None:
-        previous = next((condition for condition in self.status.conditions if condition.type == kind), None)
-        condition = Condition(
-            type=kind,
-            status=state,
-            reason=reason,
-            message=message,
-            last_transition_time=(
-                self.stamp if previous is None or previous.status != state else previous.last_transition_time
-            ),
+        self.status.conditions = set_condition(
+            self.status.conditions, kind, state, reason, message, self.stamp
         )
-        self.status.conditions = [c for c in self.status.conditions if c.type != kind] + [condition]
 
     def _set_conditions(self) -> None:
         phase = self._phase
