@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # With nothing to wait for, look again this often anyway: it repairs drift no watch reported.
 RESYNC_SECONDS = 600.0
+PHASES = get_args(machine.Phase)
+# The events that end a rollout, and the phase each ends it in.
+ROLLOUT_ENDINGS = {"Promoted": "Stable", "RolledBack": "RolledBack", "RolloutFailed": "Failed"}
 # Every kind of child, so that a child no longer wanted (old revision, previous traffic
 # provider or autoscaling engine) is found and removed.
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
@@ -85,6 +88,7 @@ class Reconciler:
     cluster: ClusterView = field(default_factory=ClusterView)
     # Analysis results measured after a decision asked for them, handed to the next decision.
     pending_measurements: dict[tuple[str, str], tuple[AnalysisRun, ...]] = field(default_factory=dict)
+    phases: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def reconcile(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
         """Returns seconds until this object needs another look, or None when it is gone."""
@@ -92,6 +96,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Children carry owner references: the garbage collector removes them.
             self.pending_measurements.pop((namespace, name), None)
+            self._record_phase((namespace, name), None)
             with contextlib.suppress(KeyError):
                 metrics.CANARY_WEIGHT.remove(namespace, name)
             return None
@@ -101,6 +106,17 @@ class Reconciler:
             await self._refuse(body, error, now or datetime.now(UTC))
             return None
         return await _Pass(self, md, body, now or datetime.now(UTC)).run()
+
+    def _record_phase(self, key: tuple[str, str], phase: str | None) -> None:
+        """Keeps the per-phase gauge of managed ModelDeployments; None when one is gone."""
+        if phase is None:
+            self.phases.pop(key, None)
+        else:
+            self.phases[key] = phase
+        for each in PHASES:
+            metrics.MODEL_DEPLOYMENTS.labels(phase=each).set(
+                sum(1 for p in self.phases.values() if p == each)
+            )
 
     async def _refuse(self, body: dict[str, Any], error: ValidationError, now: datetime) -> None:
         """A spec the schema let through but the models refuse: say which field, and wait for a fix."""
@@ -205,6 +221,9 @@ class _Pass:
             await self.r.events.emit(self.body, event.type, event.reason, event.message)
             if event.reason == "StepStarted":
                 metrics.ROLLOUT_STEP_TRANSITIONS.inc()
+            elif event.reason in ROLLOUT_ENDINGS:
+                metrics.ROLLOUTS.labels(phase=ROLLOUT_ENDINGS[event.reason]).inc()
+        self.r._record_phase(self.key, status.phase)
         for what in self.restored:
             await self.r.events.emit(
                 self.body, "Warning", "ChildRestored", f"{what} had been changed by hand; restored"
