@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 # With nothing to wait for, look again this often anyway: it repairs drift no watch reported.
 RESYNC_SECONDS = 600.0
-PHASES = get_args(machine.Phase)
 # The events that end a rollout, and the phase each ends it in.
 ROLLOUT_ENDINGS = {"Promoted": "Stable", "RolledBack": "RolledBack", "RolloutFailed": "Failed"}
 # Every kind of child, so that a child no longer wanted (old revision, previous traffic
@@ -109,14 +108,12 @@ class Reconciler:
 
     def _record_phase(self, key: tuple[str, str], phase: str | None) -> None:
         """Keeps the per-phase gauge of managed ModelDeployments; None when one is gone."""
-        if phase is None:
-            self.phases.pop(key, None)
-        else:
+        previous = self.phases.pop(key, None)
+        if previous is not None:
+            metrics.MODEL_DEPLOYMENTS.labels(phase=previous).dec()
+        if phase is not None:
             self.phases[key] = phase
-        for each in PHASES:
-            metrics.MODEL_DEPLOYMENTS.labels(phase=each).set(
-                sum(1 for p in self.phases.values() if p == each)
-            )
+            metrics.MODEL_DEPLOYMENTS.labels(phase=phase).inc()
 
     async def _refuse(self, body: dict[str, Any], error: ValidationError, now: datetime) -> None:
         """A spec the schema let through but the models refuse: say which field, and wait for a fix."""
