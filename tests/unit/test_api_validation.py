@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from modeldeploy.api.models import Analysis, Canary, ModelDeploymentSpec, Step
-from modeldeploy.api.validation import InvalidModelDeployment, parse_model_deployment, update_errors
+from modeldeploy.api.validation import InvalidModelDeployment, parse_model_deployment
 from modeldeploy.cli import app
 from tests.unit.test_api_invalid import BASE, DELETE, changed
 
@@ -123,22 +123,6 @@ def test_an_analysis_step_that_empties_the_metrics_has_none() -> None:
 def test_a_name_is_not_required_before_the_api_server_generates_one() -> None:
     manifest = changed(BASE, {"metadata.name": DELETE, "metadata.generateName": "sentiment-"})
     assert "name" not in parse_model_deployment(manifest).metadata
-
-
-def test_only_the_provider_is_immutable() -> None:
-    old = spec_of({})
-    assert update_errors(old, spec_of({"spec.traffic.provider": "istio"})) == [
-        "spec.traffic.provider: provider cannot be changed: the old provider's routing objects would be left "
-        "behind; delete the ModelDeployment and create it again to switch providers"
-    ]
-    everything_else = {
-        "spec.model.uri": "hf://org/model@v2",
-        "spec.runtime.image": "server:2",
-        "spec.rollout.canary.weight": 50,
-        "spec.traffic.hosts": ["model.example.com"],
-        "spec.autoscaling": {"engine": "keda", "minReplicas": 0, "maxReplicas": 3},
-    }
-    assert update_errors(old, spec_of(everything_else)) == []
 
 
 def test_the_cli_validates_files_like_the_api_server(tmp_path: Path) -> None:

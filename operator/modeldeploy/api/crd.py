@@ -175,11 +175,8 @@ class _Converter:
         result["properties"] = {
             name: self._property(model, name, schema) for name, schema in node["properties"].items()
         }
-        if issubclass(model, Model):
-            if model.rules:
-                result["x-kubernetes-validations"] = [rule.validation() for rule in model.rules]
-            for transition in model.transition_rules:
-                result["properties"][transition.field]["x-kubernetes-validations"] = [transition.validation()]
+        if issubclass(model, Model) and model.rules:
+            result["x-kubernetes-validations"] = [rule.validation() for rule in model.rules]
         return result
 
     def _property(self, owner: type[BaseModel], name: str, node: dict[str, Any]) -> dict[str, Any]:

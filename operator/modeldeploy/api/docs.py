@@ -38,10 +38,10 @@ Every rule below is enforced twice with the same message: by the API server (CEL
 `modeldeploy validate FILE...`, which runs the same checks without a cluster. A field set
 to `null` is the same as a field left out.
 
-Only `spec.traffic.provider` cannot be changed once the object exists: each provider writes
-routing objects of its own kinds (HTTPRoute, VirtualService, Ingress, TrafficSplit), and
-after a switch the old ones would be left behind, still routing. Everything else can
-change; a change under `spec.model` or `spec.runtime` starts a new revision.
+Every field of `spec` can be changed once the object exists. A change under `spec.model` or
+`spec.runtime` starts a new revision; switching `spec.traffic.provider` makes the operator
+remove the previous provider's routing objects (HTTPRoute, VirtualService, Ingress,
+TrafficSplit).
 """
 
 
@@ -78,9 +78,6 @@ def _fields(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
         description = prop.get("description", "")
         if wire in required:
             description += " **Required.**"
-        for transition in getattr(model, "transition_rules", ()):
-            if transition.field == wire:
-                description += f" *{transition.message}.*"
         rows.append((wire, _type(prop, nested_models(field.annotation)), _default(prop), description))
     return rows
 

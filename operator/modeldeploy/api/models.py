@@ -29,7 +29,6 @@ from modeldeploy.api.rules import (
     LIST_MAP_KEYS,
     LIST_TYPE,
     Rule,
-    TransitionRule,
     check_rules,
     check_unique_keys,
     matches,
@@ -106,7 +105,6 @@ class Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     rules: ClassVar[tuple[Rule[Any], ...]] = ()
-    transition_rules: ClassVar[tuple[TransitionRule, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -597,23 +595,12 @@ class Traffic(Model):
             field="mirror",
         ),
     )
-    # Each provider writes objects of its own kinds (HTTPRoute, VirtualService, Ingress,
-    # TrafficSplit), often CRDs the operator cannot even list when their provider is not
-    # installed; after a switch the old provider's objects would keep routing, orphaned.
-    transition_rules = (
-        TransitionRule(
-            field="provider",
-            cel="self == oldSelf",
-            message="provider cannot be changed: the old provider's routing objects would be left behind; "
-            "delete the ModelDeployment and create it again to switch providers",
-            holds=lambda old, new: old == new,
-        ),
-    )
 
     provider: Literal["gateway-api", "istio", "nginx", "smi", "service"] = Field(
         default="gateway-api",
         description="gateway-api (HTTPRoute/GRPCRoute), istio (VirtualService), nginx (Ingress pair), "
-        "smi (TrafficSplit) or service (replica-ratio split, approximate). Cannot be changed later.",
+        "smi (TrafficSplit) or service (replica-ratio split, approximate). Can be switched: the operator "
+        "then removes the previous provider's routing objects.",
     )
     gateway: GatewayRef | None = Field(default=None, description="gateway-api and istio: the Gateway.")
     ingress_class_name: str | None = Field(default=None, description="nginx: the IngressClass.")

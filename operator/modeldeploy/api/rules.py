@@ -46,21 +46,6 @@ class Rule(Generic[ModelT]):
         return entry
 
 
-@dataclass(frozen=True, kw_only=True)
-class TransitionRule:
-    """An invariant between the stored value of one field (`oldSelf` in `cel`, the first
-    argument of `holds`) and its update (`self`, the second). The CRD puts it on the field
-    itself, where the API server checks it on updates that keep the field."""
-
-    field: str
-    cel: str
-    message: str
-    holds: Callable[[Any, Any], bool]
-
-    def validation(self) -> dict[str, str]:
-        return {"rule": self.cel, "message": self.message}
-
-
 def matches(pattern: str, text: str) -> bool:
     """CEL's `matches` on an anchored pattern (RE2), in Python: `re.fullmatch` keeps `$` from
     accepting a trailing newline, which RE2 would refuse."""

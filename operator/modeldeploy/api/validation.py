@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_snake
+from pydantic import ValidationError
 
 from modeldeploy.api.models import (
     DNS_LABEL_PATTERN,
     DURATION_PATTERN,
     HOSTNAME_PATTERN,
     QUANTITY_PATTERN,
-    Model,
     ModelDeployment,
 )
 
@@ -51,22 +49,6 @@ def field_errors(error: ValidationError) -> list[str]:
         path = _path(detail["loc"], context.get("field", ""))
         message = context.get("message") or _plain_words(detail["type"], context) or detail["msg"]
         problems.append(f"{path}: {message}" if path else message)
-    return problems
-
-
-def update_errors(old: BaseModel, new: BaseModel, path: str = "spec") -> list[str]:
-    """What the API server refuses when the stored `old` spec is replaced by `new`: the
-    transition rules of every object present in both."""
-    problems = []
-    if isinstance(new, Model):
-        for rule in new.transition_rules:
-            attribute = to_snake(rule.field)
-            if not rule.holds(getattr(old, attribute), getattr(new, attribute)):
-                problems.append(f"{_join(path, rule.field)}: {rule.message}")
-    for name, field in type(new).model_fields.items():
-        old_value, new_value = getattr(old, name), getattr(new, name)
-        if isinstance(old_value, BaseModel) and isinstance(new_value, BaseModel):
-            problems += update_errors(old_value, new_value, _join(path, field.alias or name))
     return problems
 
 
