@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from modeldeploy.api.models import ModelDeployment
-from modeldeploy.render.common import selector_labels
+from modeldeploy.render.common import LABEL_MODEL, LABEL_NAME, LABEL_REVISION, selector_labels
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, Role
 from modeldeploy.render.workload import GPU_TOLERATION, LABEL_ROLE, deployment_name, render_deployment
+from tests.unit.test_api_strategies import dns_names, manifests, verdict
 
 INITIALIZER = "ghcr.io/example/modeldeploy:0.1"
 
@@ -169,13 +170,6 @@ def test_a_gpu_product_joins_the_node_selector_and_wins_over_a_contradicting_one
     assert pod["nodeSelector"] == {"topology.kubernetes.io/zone": "b", "nvidia.com/gpu.product": "NVIDIA-L4"}
 
 
-def test_gpu_settings_without_gpus_place_nothing() -> None:
-    pod = pod_of(render(model_deployment({"gpu": {"product": "NVIDIA-L4"}})))
-
-    assert "nodeSelector" not in pod
-    assert "tolerations" not in pod
-
-
 def test_gpus_tolerate_the_gpu_taint_before_the_users_tolerations_without_duplicates() -> None:
     runtime = {
         "resources": {"gpu": 1},
@@ -259,8 +253,8 @@ def test_model_variables_come_first_and_cannot_be_overridden() -> None:
             "env": [
                 {"name": "MODEL_DIR", "value": "/elsewhere"},
                 {"name": "WEIGHTS", "value": "$(MODEL_DIR)/weights"},
+                {"name": "MODEL_FORMAT", "value": "pytorch"},
                 {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "t", "key": "token"}}},
-                {"name": "WEIGHTS", "value": "$(MODEL_DIR)/weights-v2"},
             ]
         },
         model={"uri": "s3://models/m", "format": "onnx"},
@@ -269,7 +263,7 @@ def test_model_variables_come_first_and_cannot_be_overridden() -> None:
     assert server_of(render(md))["env"] == [
         {"name": "MODEL_DIR", "value": "/mnt/models"},
         {"name": "MODEL_FORMAT", "value": "onnx"},
-        {"name": "WEIGHTS", "value": "$(MODEL_DIR)/weights-v2"},
+        {"name": "WEIGHTS", "value": "$(MODEL_DIR)/weights"},
         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "t", "key": "token"}}},
     ]
 
@@ -329,73 +323,34 @@ def test_an_oci_modelcar_shares_the_process_namespace_and_starts_before_the_serv
 
 # --------------------------------------------------------------------------- properties over valid specs
 
-label_values = st.sampled_from(["a", "sentiment", "nlp-team", "v1.2", "x" * 63])
-quantities = st.sampled_from(["500m", "1", "2", "8Gi", "512Mi"])
-uris = st.sampled_from(
-    [
-        "s3://b/p",
-        "gs://b/p",
-        "hf://org/name@main",
-        "https://h/m.tar.gz",
-        "file:///m",
-        "pvc://claim/path",
-        "pvc://claim",
-        "oci://r/m:v1",
-    ]
-)
+# Pod labels and server variables the operator sets itself, which the API lets a user set too.
+our_labels = st.sampled_from([LABEL_MODEL, LABEL_REVISION, LABEL_NAME])
+our_variables = st.sampled_from(["MODEL_DIR", "MODEL_FORMAT"])
 
 
 @st.composite
 def model_deployments(draw: st.DrawFn) -> ModelDeployment:
-    keys = st.sampled_from(
-        ["modeldeploy.io/model", "modeldeploy.io/revision", "app.kubernetes.io/name", "team"]
-    )
+    """The drawn manifests the API accepts, some given our labels and variables."""
+    manifest = draw(manifests())
+    drawn = manifest["spec"]["runtime"]
     runtime = {
-        "image": "server:1",
-        "port": draw(st.integers(1, 65535)),
-        "protocol": draw(st.sampled_from(["http", "grpc"])),
-        "livenessPath": draw(st.none() | st.just("/live")),
-        "startupTimeoutSeconds": draw(st.integers(10, 86400)),
-        "resources": {
-            "cpu": draw(st.none() | quantities),
-            "memory": draw(st.none() | quantities),
-            "gpu": draw(st.integers(0, 16)),
-        },
-        "gpu": draw(
-            st.none()
-            | st.fixed_dictionaries(
-                {
-                    "product": st.none() | st.sampled_from(["NVIDIA-L4", "NVIDIA-A100-SXM4-80GB"]),
-                    "migProfile": st.none() | st.just("1g.10gb"),
-                }
-            )
-        ),
-        "shmSize": draw(st.none() | quantities),
-        "podLabels": draw(st.dictionaries(keys, label_values, max_size=3)),
-        "nodeSelector": draw(
-            st.dictionaries(st.sampled_from(["zone", "nvidia.com/gpu.product"]), label_values)
-        ),
-        "tolerations": draw(
-            st.lists(st.fixed_dictionaries({"key": label_values, "operator": st.just("Exists")}))
-        ),
-        "env": draw(
-            st.lists(st.fixed_dictionaries({"name": st.sampled_from(["A", "B", "MODEL_DIR"])}), max_size=4)
-        ),
+        **drawn,
+        "podLabels": {**drawn.get("podLabels", {}), **draw(st.dictionaries(our_labels, dns_names))},
+        "env": [
+            *drawn.get("env", []),
+            *({"name": name} for name in draw(st.lists(our_variables, unique=True))),
+        ],
     }
-    return ModelDeployment.model_validate(
+    md = verdict(
         {
-            "metadata": {"name": draw(label_values), "namespace": "ml", "uid": "u"},
-            "spec": {
-                "model": {
-                    "uri": draw(uris),
-                    "format": draw(st.none() | st.just("onnx")),
-                    "credentialsSecret": draw(st.none() | st.just("creds")),
-                },
-                "runtime": runtime,
-                "rollout": {"strategy": draw(st.sampled_from(["canary", "rolling", "recreate"]))},
-            },
+            **manifest,
+            "metadata": {**manifest["metadata"], "namespace": "ml", "uid": "u"},
+            "spec": {**manifest["spec"], "runtime": runtime},
         }
     )
+    assume(md is not None)
+    assert md is not None
+    return md
 
 
 @given(

@@ -164,14 +164,16 @@ def _server_container(
 def _env(runtime: Runtime, model_env: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The model's variables first, so the user's can refer to them as $(MODEL_DIR); a user
     variable of the same name is dropped (it would misstate where the model is, and server-side
-    apply refuses duplicate names). Among the user's own duplicates the last wins, as in a Pod."""
+    apply refuses duplicate names)."""
     ours = {variable["name"] for variable in model_env}
-    users = {
-        variable.name: variable.model_dump(by_alias=True, exclude_none=True)
-        for variable in runtime.env
-        if variable.name not in ours
-    }
-    return [*model_env, *users.values()]
+    return [
+        *model_env,
+        *(
+            variable.model_dump(by_alias=True, exclude_none=True)
+            for variable in runtime.env
+            if variable.name not in ours
+        ),
+    ]
 
 
 def _resources(runtime: Runtime) -> dict[str, Any]:
@@ -210,8 +212,8 @@ def _wants_shm(runtime: Runtime) -> bool:
 
 def _node_selector(runtime: Runtime) -> dict[str, str]:
     selector = dict(sorted(runtime.node_selector.items()))
-    # The GPU settings describe the GPUs requested; without any, there is nothing to place.
-    if runtime.resources.gpu and runtime.gpu and runtime.gpu.product:
+    # The API accepts a product only with resources.gpu >= 1.
+    if runtime.gpu and runtime.gpu.product:
         selector[GPU_PRODUCT_LABEL] = runtime.gpu.product
     return selector
 
