@@ -23,6 +23,12 @@ API_WRITES = Counter(
     "Writes to the Kubernetes API, by object kind and verb (apply, patch, delete).",
     ["kind", "verb"],
 )
+API_READS = Counter(
+    "modeldeploy_api_reads_total",
+    "Reads of the Kubernetes API made by reconciles, by object kind and verb (get, list); kopf's "
+    "watch streams are not counted.",
+    ["kind", "verb"],
+)
 MODEL_DEPLOYMENTS = Gauge(
     "modeldeploy_modeldeployments",
     "ModelDeployments this operator manages, by phase.",

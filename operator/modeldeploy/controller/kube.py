@@ -102,6 +102,7 @@ class Kube:
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = await self.resource(api_version, kind)
+        metrics.API_READS.labels(kind=kind, verb="get").inc()
         try:
             return await self._request("get", resource, name=name, namespace=namespace)
         except ApiException as error:
@@ -112,6 +113,7 @@ class Kube:
     async def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
         resource = await self.resource(api_version, kind)
         label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        metrics.API_READS.labels(kind=kind, verb="list").inc()
         try:
             found = await self._request("get", resource, namespace=namespace, label_selector=label_selector)
         except ApiException as error:
