@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import ContentTypeError
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
@@ -93,7 +94,11 @@ class Kube:
     async def _request(self, method: str, resource: Any, **arguments: Any) -> dict[str, Any]:
         """One call of the dynamic client, failures raised: it streams responses without
         checking their status, so a 404 or 422 would come back as a plain `Status` object."""
-        result = dict((await getattr(self.dynamic, method)(resource, **arguments)).to_dict())
+        try:
+            result = dict((await getattr(self.dynamic, method)(resource, **arguments)).to_dict())
+        except ContentTypeError as error:
+            # Not a Status: a plain-text answer, such as the 404 for a CRD deleted a moment ago.
+            raise ApiException(status=error.status, reason=error.message) from None
         if result.get("kind") == "Status" and result.get("status") == "Failure":
             error = ApiException(status=result.get("code"), reason=result.get("reason"))
             error.body = json.dumps(result)
