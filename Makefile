@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 KUBECTL := .cluster/bin/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
+PYTHON_SOURCES := operator tests $(wildcard bench)
 
 .PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench clean
 
@@ -28,13 +29,13 @@ test-cluster: install
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check operator tests bench hack/cluster
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check $(PYTHON_SOURCES) hack/cluster hack/crd-to-v1.py
+	$(BIN)/ruff format --check $(PYTHON_SOURCES)
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix operator tests bench
-	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix $(PYTHON_SOURCES)
+	$(BIN)/ruff format $(PYTHON_SOURCES)
 
 crds: install
 	$(BIN)/modeldeploy crd > crds/modeldeploy.io_modeldeployments.yaml
