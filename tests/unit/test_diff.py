@@ -1,4 +1,4 @@
-from modeldeploy.controller.diff import needs_apply
+from modeldeploy.controller.diff import edited_by_others, needs_apply
 
 MANAGER = "modeldeploy"
 
@@ -125,3 +125,33 @@ def test_a_map_owned_whole_must_match_exactly() -> None:
         },
     }
     assert needs_apply(desired, live, MANAGER)
+
+
+def test_a_hand_edit_is_told_apart_from_a_change_of_our_own() -> None:
+    ours_only = live_copy(image="img:0")
+    assert not edited_by_others(DESIRED, ours_only, MANAGER)  # the HPA's replicas are not ours to apply
+
+    edited = live_copy(image="evil:1")
+    edited["metadata"]["managedFields"].append(
+        {
+            "manager": "kubectl-set",
+            "operation": "Update",
+            "fieldsV1": {
+                "f:spec": {
+                    "f:template": {"f:spec": {"f:containers": {'k:{"name":"server"}': {"f:image": {}}}}}
+                }
+            },
+        }
+    )
+    assert edited_by_others(DESIRED, edited, MANAGER)
+
+    status_only = live_copy()
+    status_only["metadata"]["managedFields"].append(
+        {
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "subresource": "status",
+            "fieldsV1": {"f:status": {}},
+        }
+    )
+    assert not edited_by_others(DESIRED, status_only, MANAGER)

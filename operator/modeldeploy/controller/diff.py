@@ -80,3 +80,27 @@ def _same_quantity(live: Any, desired: Any) -> bool:
         return parse_quantity(live) == parse_quantity(desired)
     except ValueError:
         return False
+
+
+def edited_by_others(desired: dict[str, Any], live: dict[str, Any], manager: str) -> bool:
+    """Someone else (`kubectl edit`, `patch`, `set image`…) took a field we apply: writing
+    `desired` now puts back a hand edit, rather than carrying out a change of our own."""
+    for entry in live.get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") == manager or entry.get("subresource"):
+            continue  # status and scale belong to the controllers that own them
+        if _shares_field(desired, dict(entry.get("fieldsV1") or {})):
+            return True
+    return False
+
+
+def _shares_field(desired: Any, owned: dict[str, Any]) -> bool:
+    if not isinstance(desired, dict):
+        return True  # a value, or a list owned item by item: the other manager holds part of it
+    for key, below in owned.items():
+        if (
+            key.startswith("f:")
+            and key[2:] in desired
+            and (not below or _shares_field(desired[key[2:]], below))
+        ):
+            return True
+    return False

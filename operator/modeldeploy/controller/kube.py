@@ -23,7 +23,7 @@ from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
 from modeldeploy import metrics
-from modeldeploy.controller.diff import needs_apply
+from modeldeploy.controller.diff import edited_by_others, needs_apply
 
 FIELD_MANAGER = "modeldeploy"
 USER_AGENT = "modeldeploy-operator"
@@ -147,7 +147,8 @@ class Kube:
                 raise self._gone(desired["apiVersion"], desired["kind"]) from None
             raise
         metrics.API_WRITES.labels(kind=desired["kind"], verb="apply").inc()
-        return ApplyResult(applied, written=True, restored=live is not None and _ours(live))
+        restored = live is not None and edited_by_others(desired, live, FIELD_MANAGER)
+        return ApplyResult(applied, written=True, restored=restored)
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
@@ -207,9 +208,3 @@ class Kube:
             except ApiException as error:
                 log.warning("could not delete %s/%s: %s", obj["kind"], obj["metadata"]["name"], error.reason)
         return deleted
-
-
-def _ours(live: dict[str, Any]) -> bool:
-    """Only an object we applied before counts as restored; a brand new one is just created."""
-    managers = live.get("metadata", {}).get("managedFields") or []
-    return any(entry.get("manager") == FIELD_MANAGER for entry in managers)
