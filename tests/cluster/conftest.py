@@ -9,57 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cluster.harness import ROOT, AuditLog, Kubectl, Operator
 
-
-class Kubectl:
-    """kubectl bound to the test cluster; returns parsed JSON where asked."""
-
-    def __init__(self, binary: str, kubeconfig: str) -> None:
-        self.binary = binary
-        self.kubeconfig = kubeconfig
-
-    def run(
-        self, *args: str, input: str | None = None, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [self.binary, "--kubeconfig", self.kubeconfig, *args], input=input, capture_output=True, text=True
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "-o", "json").stdout)
-
-    def apply(
-        self, manifest: dict | list | str, *args: str, check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        text = (
-            manifest
-            if isinstance(manifest, str)
-            else yaml.safe_dump_all(manifest if isinstance(manifest, list) else [manifest])
-        )
-        return self.run(
-            "apply", "--server-side", "--field-manager=tests", "-f", "-", *args, input=text, check=check
-        )
+# Namespaces of one test session: its operator watches only these, so two sessions sharing a
+# cluster (two developers, or a test run beside the benchmarks) never act on each other's objects.
+NAMESPACE_PREFIX = f"t-{uuid.uuid4().hex[:4]}-"
 
 
 @pytest.fixture(scope="session")
@@ -106,13 +70,8 @@ def api_client(kubeconfig: str) -> Iterator[kubernetes.client.ApiClient]:
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards without waiting."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl.run("create", "namespace", name)
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    deadline = time.monotonic() + 30
-    while kubectl.run("get", "serviceaccount", "default", "-n", name, check=False).returncode != 0:
-        assert time.monotonic() < deadline, f"namespace {name} got no default ServiceAccount in 30s"
-        time.sleep(0.2)
+    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+    kubectl.create_namespace(name)
     yield name
     kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
@@ -124,120 +83,47 @@ def modeldeployment_crd(kubectl: Kubectl) -> None:
         "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(ROOT / "crds")
     )
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modeldeploy.io")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Operator:
-    """`modeldeploy run` as a separate process, as it runs in a pod: killed and restarted at will."""
-
-    def __init__(self, kubeconfig: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.kubeconfig = kubeconfig
-        self.log_dir = log_dir
-        self.extra_args = extra_args
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    @property
-    def log(self) -> Path:
-        return self.log_dir / f"operator-{self.starts}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        self.metrics_port, self.health_port = free_port(), free_port()
-        command = [
-            str(Path(sys.executable).parent / "modeldeploy"),
-            "run",
-            "--kubeconfig",
-            self.kubeconfig,
-            "--metrics-port",
-            str(self.metrics_port),
-            "--health-port",
-            str(self.health_port),
-            "--initializer-image",
-            "ghcr.io/modeldeploy/modeldeploy:test",
-            *self.extra_args,
-        ]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while not self._ready():
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"the operator exited with {self.process.returncode}:\n{self.log.read_text()}"
-                )
-            assert time.monotonic() < deadline, (
-                f"the operator did not become ready in 60s:\n{self.log.read_text()}"
-            )
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=30)
-
-    def restart(self, sig: int = signal.SIGTERM) -> None:
-        self.stop(sig)
-        self.start()
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of one metric whose labels include `labels`."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
+    # kubectl caches discovery: refresh it, or `kubectl explain md` may not know the new kind yet.
+    kubectl.run("api-resources", "--api-group=modeldeploy.io")
 
 
 @pytest.fixture(scope="session")
 def operator(
-    kubeconfig: str, modeldeployment_crd: None, provider_crds: None, tmp_path_factory: pytest.TempPathFactory
+    kubeconfig: str,
+    kubectl: Kubectl,
+    modeldeployment_crd: None,
+    provider_crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Operator]:
-    """One operator for the session, watching the tests' namespaces (`t-*`); tests that run
+    """One operator for the session, watching this session's test namespaces; tests that run
     operators of their own use other names."""
-    running = Operator(kubeconfig, tmp_path_factory.mktemp("operator"), extra_args=("--namespace", "t-*"))
+    running = Operator(
+        kubeconfig, tmp_path_factory.mktemp("operator"), extra_args=("--namespace", f"{NAMESPACE_PREFIX}*")
+    )
     running.start()
+    warm_up(running, kubectl)
     yield running
     running.stop()
 
 
-class AuditLog:
-    """The API server's audit log of writes (hack/audit-policy.yaml): what really reached etcd."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def writes(self, user_agent_prefix: str, namespace: str, since: float) -> list[dict[str, Any]]:
-        found = []
-        for line in self.path.read_text().splitlines():
-            entry = json.loads(line)
-            if (
-                entry.get("userAgent", "").startswith(user_agent_prefix)
-                and entry.get("objectRef", {}).get("namespace") == namespace
-                and entry.get("responseStatus", {}).get("code", 0) < 400
-                and _audit_time(entry) >= since
-            ):
-                found.append(entry)
-        return found
-
-
-def _audit_time(entry: dict[str, Any]) -> float:
-    stamp = entry["stageTimestamp"].replace("Z", "+00:00")
-    return datetime.fromisoformat(stamp).timestamp()
+def warm_up(operator: Operator, kubectl: Kubectl) -> None:
+    """Waits until the operator has reconciled a first model: on a new cluster its watches
+    start well after /readyz answers, and no test should spend its own timeout on that."""
+    namespace = f"{NAMESPACE_PREFIX}warm-up"
+    kubectl.create_namespace(namespace)
+    model = {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "warm-up"},
+        "spec": {"model": {"uri": "s3://models/warm-up/"}, "runtime": {"image": "example/warm-up:1"}},
+    }
+    kubectl.apply(model, "-n", namespace)
+    started = time.monotonic()
+    while not kubectl.json("get", "modeldeployment", "warm-up", "-n", namespace).get("status"):
+        if time.monotonic() - started > 180:
+            raise AssertionError(f"the operator reconciled nothing in 180s; its log: {operator.log}")
+        time.sleep(0.5)
+    kubectl.run("delete", "namespace", namespace, "--wait=false")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ LEASE = "modeldeploy-operator"
 
 @pytest.fixture
 def ha_namespace(kubectl: Kubectl, modeldeployment_crd: None, provider_crds: None) -> Iterator[str]:
-    """A namespace the session's operator does not watch (it watches `t-*`)."""
+    """A namespace the session's operator does not watch (it watches its `t-…-` prefix)."""
     name = f"ha-{uuid.uuid4().hex[:8]}"
     kubectl.run("create", "namespace", name)
     wait_for(
