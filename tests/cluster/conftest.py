@@ -20,6 +20,7 @@ import kubernetes
 import pytest
 
 from tests.cluster.harness import ROOT, AuditLog, Kubectl, Operator
+from tests.cluster.waiting import wait_for
 
 # Namespaces of one test session: its operator watches only these, so two sessions sharing a
 # cluster (two developers, or a test run beside the benchmarks) never act on each other's objects.
@@ -83,8 +84,13 @@ def modeldeployment_crd(kubectl: Kubectl) -> None:
         "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(ROOT / "crds")
     )
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modeldeploy.io")
-    # kubectl caches discovery: refresh it, or `kubectl explain md` may not know the new kind yet.
-    kubectl.run("api-resources", "--api-group=modeldeploy.io")
+    # Discovery lags Established by a moment and kubectl caches what it saw: poll until the
+    # kind is served, or `kubectl explain mdep` may go on missing it from a stale cache.
+    wait_for(
+        "discovery to serve modeldeployments",
+        lambda: "modeldeployments.modeldeploy.io"
+        in kubectl.run("api-resources", "--api-group=modeldeploy.io", "-o", "name").stdout.split(),
+    )
 
 
 @pytest.fixture(scope="session")
