@@ -78,12 +78,14 @@ def build_registry(queue: WorkQueue, cluster: ClusterView) -> kopf.OperatorRegis
         child_changed
     )
 
+    # Coroutines, though they only update memory: kopf runs a plain function in a thread
+    # pool, a handoff for every pod event.
     @kopf.on.event("", "v1", "nodes", registry=registry)
-    def node_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+    async def node_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         cluster.node_event(event["type"], dict(body))
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    def pod_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+    async def pod_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         cluster.pod_event(event["type"], dict(body))
 
     return registry

@@ -93,9 +93,12 @@ class Kube:
 
     async def _request(self, method: str, resource: Any, **arguments: Any) -> dict[str, Any]:
         """One call of the dynamic client, failures raised: it streams responses without
-        checking their status, so a 404 or 422 would come back as a plain `Status` object."""
+        checking their status, so a 404 or 422 would come back as a plain `Status` object.
+        The JSON is taken as it is: wrapping it in ResourceInstance and back with to_dict()
+        cost a tenth of the operator's CPU with 1000 ModelDeployments."""
         try:
-            result = dict((await getattr(self.dynamic, method)(resource, **arguments)).to_dict())
+            response = await getattr(self.dynamic, method)(resource, serialize=False, **arguments)
+            result = dict(await response.json())
         except ContentTypeError as error:
             # Not a Status: a plain-text answer, such as the 404 for a CRD deleted a moment ago.
             raise ApiException(status=error.status, reason=error.message) from None
@@ -125,7 +128,10 @@ class Kube:
             if error.status == 404:
                 raise self._gone(api_version, kind) from None
             raise
-        return [dict(item) for item in found["items"]]
+        # A list's items carry no apiVersion and kind of their own; callers tell children apart by them.
+        return [
+            {"apiVersion": found["apiVersion"], "kind": kind, **item} for item in found.get("items") or []
+        ]
 
     async def apply(self, desired: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
         """Server-side apply `desired` unless `live` (what the cluster has, or None) already matches it."""
