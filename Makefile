@@ -60,7 +60,8 @@ demo: install
 demo-down:
 	hack/demo down
 
-bench: install
+# Figures of the operator beside Flagger on the local cluster (docs/performance.md).
+bench: install cluster-up
 	$(PY) -m bench.run
 
 clean: cluster-down

@@ -4,10 +4,11 @@
 #   etcd                                                               (go.etcd.io/etcd/server/v3)
 #   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
 #   helm                                                               (helm.sh/helm/v3)
+#   flagger and its CRDs, the benchmark's Go peer (not in `all`)       (github.com/fluxcd/flagger)
 # and unpacks the CRDs of Gateway API, Istio, SMI and KEDA from their modules.
 # A warm cache makes this a no-op.
 #
-# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds]...
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -84,25 +85,36 @@ build_etcd() {
   [[ -x "$out/etcd" ]] || fail "etcd build produced no binary; log: $log"
 }
 
+# go_install NAME VERSION GOBIN LDFLAGS PACKAGE...: `go install` of released commands into GOBIN.
+go_install() {
+  local name=$1 version=$2 out=$3 ldflags=$4; shift 4
+  say "building $name $version"
+  local log="$cache/logs/build-${name,,}-$version.log"
+  mkdir -p "$out"; : >"$log"
+  run "$log" env GOBIN="$out" go install -trimpath -ldflags "-s -w $ldflags" "$@"
+}
+
 build_kwok() {
   local out="$cache/kwok-$KWOK_VERSION/bin"
   [[ -x "$out/kwok" && -x "$out/kwokctl" ]] && return 0
-  say "building KWOK $KWOK_VERSION"
-  local log="$cache/logs/build-kwok-$KWOK_VERSION.log"
-  mkdir -p "$out"; : >"$log"
-  run "$log" env GOBIN="$out" go install -trimpath -ldflags "-s -w" \
+  go_install KWOK "$KWOK_VERSION" "$out" "" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
 build_helm() {
   local out="$cache/helm-$HELM_VERSION/bin"
   [[ -x "$out/helm" ]] && return 0
-  say "building helm $HELM_VERSION"
-  local log="$cache/logs/build-helm-$HELM_VERSION.log"
-  mkdir -p "$out"; : >"$log"
-  run "$log" env GOBIN="$out" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  go_install helm "$HELM_VERSION" "$out" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
+# Flagger is what bench/ compares the operator with; its CRDs ship in the module next to its code.
+build_flagger() {
+  local out="$cache/flagger-$FLAGGER_VERSION"
+  [[ -x "$out/bin/flagger" && -f "$out/crd.yaml" ]] && return 0
+  go_install Flagger "$FLAGGER_VERSION" "$out/bin" "" "github.com/fluxcd/flagger/cmd/flagger@$FLAGGER_VERSION"
+  cp "$(module_dir "github.com/fluxcd/flagger@$FLAGGER_VERSION")/artifacts/flagger/crd.yaml" "$out/crd.yaml.tmp"
+  mv "$out/crd.yaml.tmp" "$out/crd.yaml"
 }
 
 # concat_yaml OUT FILE...: the files as one multi-document YAML, written atomically.
@@ -153,7 +165,8 @@ for target in "${targets[@]}"; do
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     helm) build_helm ;;
+    flagger) build_flagger ;;
     crds) unpack_crds ;;
-    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds)" ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger)" ;;
   esac
 done

@@ -93,7 +93,7 @@ def run(
     ] = None,
     metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus /metrics endpoint.")] = 8080,
     health_port: Annotated[int, typer.Option(help="Port of /healthz and /readyz.")] = 8081,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="ModelDeployments reconciled at once.")] = 4,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="ModelDeployments reconciled at once.")] = 16,
     initializer_image: Annotated[
         str,
         typer.Option(

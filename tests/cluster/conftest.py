@@ -88,8 +88,10 @@ def modeldeployment_crd(kubectl: Kubectl) -> None:
     # kind is served, or `kubectl explain mdep` may go on missing it from a stale cache.
     wait_for(
         "discovery to serve modeldeployments",
-        lambda: "modeldeployments.modeldeploy.io"
-        in kubectl.run("api-resources", "--api-group=modeldeploy.io", "-o", "name").stdout.split(),
+        lambda: (
+            "modeldeployments.modeldeploy.io"
+            in kubectl.run("api-resources", "--api-group=modeldeploy.io", "-o", "name").stdout.split()
+        ),
     )
 
 

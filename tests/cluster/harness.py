@@ -158,6 +158,11 @@ class AuditLog:
         """Entries logged from byte `start` on; with `mentioning`, only lines containing that
         text are parsed (the log of a busy cluster holds hundreds of thousands)."""
         needle = mentioning.encode() if mentioning else b""
+        if start > self.size():
+            raise RuntimeError(
+                f"{self.path} is shorter than the mark {start}: it was rotated, so counts from it would be wrong "
+                "(hack/cluster creates clusters that never rotate it: recreate this one with hack/cluster down)"
+            )
         with self.path.open("rb") as log:
             log.seek(start)
             for line in log:

@@ -15,7 +15,6 @@ import kopf
 
 from modeldeploy import metrics
 from modeldeploy.api.models import GROUP, PLURAL, VERSION
-from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.reconcile import Reconciler
 from modeldeploy.controller.workqueue import WorkQueue
 from modeldeploy.render.autoscaler import autoscaler_kinds
@@ -39,7 +38,8 @@ def child_kinds() -> set[tuple[str, str]]:
     return kinds
 
 
-def build_registry(queue: WorkQueue, cluster: ClusterView) -> kopf.OperatorRegistry:
+def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorRegistry:
+    cluster = reconciler.cluster
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -53,11 +53,14 @@ def build_registry(queue: WorkQueue, cluster: ClusterView) -> kopf.OperatorRegis
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def model_changed(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
+    async def model_changed(
+        event: dict[str, Any], namespace: str, name: str, meta: kopf.Meta, **_: Any
+    ) -> None:
+        key = (namespace, name)
         if event["type"] == "DELETED":
-            queue.forget((namespace, name))
-        else:
-            queue.add((namespace, name))
+            queue.forget(key)
+        elif not reconciler.is_own_status_write(key, meta.get("resourceVersion")):
+            queue.add(key)
 
     async def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
         queue.add((namespace, labels[LABEL_MODEL]), delay=CHILD_EVENT_DELAY_SECONDS)

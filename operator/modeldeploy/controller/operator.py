@@ -71,7 +71,7 @@ async def run_operator(options: RunOptions) -> None:
     ]
     kopf_task = asyncio.create_task(
         kopf.operator(
-            registry=build_registry(queue, reconciler.cluster),
+            registry=build_registry(queue, reconciler),
             clusterwide=not options.namespaces,
             namespaces=options.namespaces,
             standalone=True,

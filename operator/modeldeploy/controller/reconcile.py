@@ -7,6 +7,7 @@ removes children they no longer want, and writes status and events.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -30,7 +31,7 @@ from modeldeploy.api.models import (
 )
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
-from modeldeploy.controller.kube import KindNotServed, Kube
+from modeldeploy.controller.kube import ApplyResult, KindNotServed, Kube
 from modeldeploy.render.autoscaler import (
     AutoscalingError,
     autoscaler_kind,
@@ -88,6 +89,12 @@ class Reconciler:
     # Analysis results measured after a decision asked for them, handed to the next decision.
     pending_measurements: dict[tuple[str, str], tuple[AnalysisRun, ...]] = field(default_factory=dict)
     phases: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The resourceVersion of each object's last status write by this operator: the watch
+    # event that write causes is its echo, with nothing new to reconcile.
+    status_writes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def is_own_status_write(self, key: tuple[str, str], resource_version: str | None) -> bool:
+        return resource_version is not None and self.status_writes.get(key) == resource_version
 
     async def reconcile(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
         """Returns seconds until this object needs another look, or None when it is gone."""
@@ -95,6 +102,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Children carry owner references: the garbage collector removes them.
             self.pending_measurements.pop((namespace, name), None)
+            self.status_writes.pop((namespace, name), None)
             self._record_phase((namespace, name), None)
             with contextlib.suppress(KeyError):
                 metrics.CANARY_WEIGHT.remove(namespace, name)
@@ -133,9 +141,8 @@ class Reconciler:
             "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],
         }
         if _status_changes(body.get("status") or {}, patch):
-            await self.kube.patch_status(
-                API_VERSION, KIND, body["metadata"]["namespace"], body["metadata"]["name"], patch
-            )
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            self.status_writes[key] = await self.kube.patch_status(API_VERSION, KIND, *key, patch)
             await self.events.emit(body, "Warning", "InvalidSpec", message)
 
 
@@ -160,8 +167,11 @@ class _Pass:
         self.restored: list[str] = []
 
     async def run(self) -> float:
-        pods = await self.kube.list("v1", "Pod", self.namespace, selector_labels(self.md))
-        live = await self._list_kinds(self._kinds_in_use())
+        # Independent reads, sent together: a pass waits for one round trip, not six.
+        pods, live = await asyncio.gather(
+            self.kube.list("v1", "Pod", self.namespace, selector_labels(self.md)),
+            self._list_kinds(self._kinds_in_use()),
+        )
         deployments = [obj for obj in live if obj["kind"] == "Deployment"]
         specs = _revision_specs(deployments) | {self.revision: RevisionSpec.of(self.md.spec)}
         readiness = _readiness(deployments)
@@ -257,13 +267,13 @@ class _Pass:
         ]
 
     async def _list_kinds(self, kinds: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for api_version, kind in kinds:
+        async def children(api_version: str, kind: str) -> list[dict[str, Any]]:
             try:
-                found += await self.kube.list(api_version, kind, self.namespace, _child_selector(self.md))
+                return await self.kube.list(api_version, kind, self.namespace, _child_selector(self.md))
             except KindNotServed:
-                continue
-        return found
+                return []
+
+        return [obj for found in await asyncio.gather(*(children(*kind) for kind in kinds)) for obj in found]
 
     # ------------------------------------------------------------------ desired children
 
@@ -321,23 +331,31 @@ class _Pass:
         """Applies what differs from `live` (every child of the kinds desired, listed once);
         returns each desired object as it now is."""
         by_identity = {_identity(obj): obj for obj in live}
-        now_live = {}
-        for obj in desired:
-            identity = _identity(obj)
+
+        async def apply(obj: dict[str, Any]) -> ApplyResult | Problem:
             try:
-                result = await self.kube.apply(obj, by_identity.get(identity))
+                return await self.kube.apply(obj, by_identity.get(_identity(obj)))
             except KindNotServed as missing:
-                self.problems.append(self._not_installed(missing))
-                continue
+                return self._not_installed(missing)
             except ApiException as error:
                 if error.status is not None and 400 <= error.status < 500 and error.status not in (409, 429):
-                    what = f"{obj['kind']} {obj['metadata']['name']}: {_api_message(error)}"
-                    self.problems.append(Problem("Ready", "ApplyRefused", what))
-                    continue
+                    return Problem(
+                        "Ready",
+                        "ApplyRefused",
+                        f"{obj['kind']} {obj['metadata']['name']}: {_api_message(error)}",
+                    )
                 raise
-            if result.restored:
+
+        # Sent together; the outcomes are taken in the order of `desired`, so that conditions
+        # built from them read the same on every pass.
+        now_live = {}
+        for obj, outcome in zip(desired, await asyncio.gather(*map(apply, desired)), strict=True):
+            if isinstance(outcome, Problem):
+                self.problems.append(outcome)
+                continue
+            if outcome.restored:
                 self.restored.append(f"{obj['kind']} {obj['metadata']['name']}")
-            now_live[identity] = result.obj
+            now_live[_identity(obj)] = outcome.obj
         return now_live
 
     def _not_installed(self, missing: KindNotServed) -> Problem:
@@ -358,10 +376,11 @@ class _Pass:
     async def _prune(self, desired: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
         """Deletes children no longer desired. Kinds the spec no longer uses (a previous traffic
         provider or autoscaling engine) are only searched after a spec change, so a resync
-        costs no extra reads."""
+        costs no extra reads; generation 1 has had no other spec, so no other kinds."""
         wanted = {_identity(obj) for obj in desired}
         candidates = list(live)
-        if self.md.status.observed_generation != self.body["metadata"].get("generation"):
+        generation = self.body["metadata"].get("generation")
+        if generation != 1 and self.md.status.observed_generation != generation:
             in_use = self._kinds_in_use()
             candidates += await self._list_kinds(tuple(kind for kind in CHILD_KINDS if kind not in in_use))
         stale = [obj for obj in candidates if _identity(obj) not in wanted and _is_ours(obj)]
@@ -486,7 +505,9 @@ class _Pass:
             return
         # Fields that disappeared must be removed explicitly in a merge patch.
         patch = {key: None for key in old if key not in new} | new
-        await self.kube.patch_status(API_VERSION, KIND, self.namespace, self.name, patch)
+        self.r.status_writes[self.key] = await self.kube.patch_status(
+            API_VERSION, KIND, self.namespace, self.name, patch
+        )
 
 
 # ---------------------------------------------------------------------------- helpers
