@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 KUBECTL := .cluster/bin/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
-PYTHON_SOURCES := operator tests $(wildcard bench)
+PYTHON_SOURCES := operator tests bench
 
 .PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench clean
 
@@ -62,6 +62,7 @@ demo-down:
 
 # Figures of the operator beside Flagger on the local cluster (docs/performance.md).
 bench: install cluster-up
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(PY) -m bench.run
 
 clean: cluster-down

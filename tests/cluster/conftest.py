@@ -84,14 +84,11 @@ def modeldeployment_crd(kubectl: Kubectl) -> None:
         "apply", "--server-side", "--force-conflicts", "--field-manager=tests", "-f", str(ROOT / "crds")
     )
     kubectl.run("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modeldeploy.io")
-    # Discovery lags Established by a moment and kubectl caches what it saw: poll until the
-    # kind is served, or `kubectl explain mdep` may go on missing it from a stale cache.
+    # Discovery and the published OpenAPI lag Established by a moment, and kubectl caches what
+    # it saw: poll until `kubectl explain` knows the kind, or tests using it may miss it.
     wait_for(
-        "discovery to serve modeldeployments",
-        lambda: (
-            "modeldeployments.modeldeploy.io"
-            in kubectl.run("api-resources", "--api-group=modeldeploy.io", "-o", "name").stdout.split()
-        ),
+        "discovery and OpenAPI to serve modeldeployments",
+        lambda: kubectl.run("explain", "modeldeployments.modeldeploy.io", check=False).returncode == 0,
     )
 
 
