@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kubernetes import client
-from tests.cluster.harness import Operator, free_port
+from tests.cluster.harness import Operator
+from tests.loopback import free_port
 
 from bench import workload
 from bench.cluster import Identity

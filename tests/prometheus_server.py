@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,8 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from tests.loopback import free_port
 
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
 # Twice a second, so that a rate over a 2 s analysis window always has several samples.
@@ -102,13 +103,6 @@ def exporting(server: SyntheticModelServer) -> Iterator[str]:
     finally:
         http_server.shutdown()
         thread.join()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (until someone takes it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _instant(address: str, promql: str) -> list[dict]:

@@ -114,11 +114,19 @@ def capacity_condition(report: CapacityReport, max_replicas: int, request: GPURe
     """The GPUCapacity condition: True when `max_replicas` pods fit on the GPUs free now."""
     per_pod = _describe(request.per_pod, request.resource, request.product)
     need = f"maxReplicas {max_replicas} needs {max_replicas} \u00d7 {per_pod}"
-    fits = report.replicas_that_fit_now >= max_replicas
+    if report.replicas_that_fit_now >= max_replicas:
+        # No counts here: they change whenever anyone's GPU pod comes or goes, and every
+        # ModelDeployment's status would be rewritten with them.
+        return Condition(
+            type=CONDITION_TYPE,
+            status="True",
+            reason=SUFFICIENT_GPU,
+            message=f"{need}; they fit on the GPUs free now",
+        )
     return Condition(
         type=CONDITION_TYPE,
-        status="True" if fits else "False",
-        reason=SUFFICIENT_GPU if fits else INSUFFICIENT_GPU,
+        status="False",
+        reason=INSUFFICIENT_GPU,
         message=f"{need}; {_capacity_explanation(report, request)}",
     )
 

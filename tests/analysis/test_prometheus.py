@@ -11,7 +11,7 @@ import pytest
 from modeldeploy.api.models import Analysis, AnalysisRun
 from modeldeploy.rollout.prometheus import measure, query
 from tests.analysis.conftest import GOOD_REQUESTS_PER_SECOND, MODEL, NAMESPACE
-from tests.prometheus_server import free_port
+from tests.loopback import free_port
 
 SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "min": 0.95}
 LATENCY = {"name": "latency", "template": "latency-p99", "max": 1.0}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,12 +65,6 @@ class Kubectl:
         return self.run(
             "apply", "--server-side", "--field-manager=tests", "-f", "-", *args, input=text, check=check
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Operator:

@@ -29,11 +29,11 @@ from modeldeploy.rollout.timing import parse_timestamp
 from tests.cluster.harness import Kubectl, Operator
 from tests.cluster.modeldeployments import condition, get, manifest, wait_condition, wait_status
 from tests.cluster.waiting import wait_for
+from tests.loopback import free_port
 from tests.prometheus_server import (
     ServedRevision,
     SyntheticModelServer,
     exporting,
-    free_port,
     running_prometheus,
 )
 

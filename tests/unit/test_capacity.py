@@ -198,10 +198,16 @@ def condition_for(max_replicas: int, request: GPURequest, pods: list[dict[str, A
 def test_condition_true_when_max_replicas_fit() -> None:
     condition = condition_for(8, GPURequest(per_pod=1, product=A100))
     assert (condition.type, condition.status, condition.reason) == ("GPUCapacity", "True", "SufficientGPU")
-    assert condition.message == (
-        f"maxReplicas 8 needs 8 \u00d7 1 nvidia.com/gpu of {A100}; "
-        "the cluster has 3 nodes with 9 allocatable (9 free): 9 replicas fit"
+    assert (
+        condition.message
+        == f"maxReplicas 8 needs 8 \u00d7 1 nvidia.com/gpu of {A100}; they fit on the GPUs free now"
     )
+
+
+def test_condition_true_is_the_same_whatever_else_holds_gpus() -> None:
+    """Other pods coming and going must not rewrite every ModelDeployment's status."""
+    request = GPURequest(per_pod=1, product=A100)
+    assert condition_for(2, request) == condition_for(2, request, [gpu_pod("a100-1", 3)])
 
 
 @pytest.mark.parametrize(
