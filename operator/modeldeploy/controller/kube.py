@@ -176,21 +176,17 @@ class Kube:
         return ApplyResult(applied, written=True, restored=restored)
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        resource = await self.resource(obj["apiVersion"], obj["kind"])
-        created = await self._request(
-            "create", resource, body=obj, namespace=obj["metadata"].get("namespace")
-        )
-        metrics.API_WRITES.labels(kind=obj["kind"], verb="create").inc()
-        return created
+        return await self._write("create", obj)
 
     async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT with the object's resourceVersion: a concurrent change makes it fail with 409."""
+        return await self._write("replace", obj)
+
+    async def _write(self, verb: str, obj: dict[str, Any]) -> dict[str, Any]:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
-        replaced = await self._request(
-            "replace", resource, body=obj, namespace=obj["metadata"].get("namespace")
-        )
-        metrics.API_WRITES.labels(kind=obj["kind"], verb="replace").inc()
-        return replaced
+        written = await self._request(verb, resource, body=obj, namespace=obj["metadata"].get("namespace"))
+        metrics.API_WRITES.labels(kind=obj["kind"], verb=verb).inc()
+        return written
 
     async def delete(self, obj: dict[str, Any]) -> bool:
         resource = await self.resource(obj["apiVersion"], obj["kind"])
