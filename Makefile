@@ -29,8 +29,8 @@ test-cluster: install
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check $(PYTHON_SOURCES) hack/cluster hack/crd-to-v1.py
-	$(BIN)/ruff format --check $(PYTHON_SOURCES)
+	$(BIN)/ruff check $(PYTHON_SOURCES) hack/cluster hack/crd-to-v1.py hack/realnode.py
+	$(BIN)/ruff format --check $(PYTHON_SOURCES) hack/realnode.py
 	$(BIN)/mypy
 
 format: install
@@ -45,8 +45,9 @@ crds: install
 binaries:
 	hack/build-binaries.sh all
 
+# REAL_NODE=1 adds real-1, a node that runs containers (root, overlayfs and cgroup v1 needed).
 cluster-up:
-	hack/cluster up
+	hack/cluster up $(if $(REAL_NODE),--real-node)
 
 cluster-down:
 	hack/cluster down

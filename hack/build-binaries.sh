@@ -5,10 +5,12 @@
 #   kwok, kwokctl                                                      (sigs.k8s.io/kwok)
 #   helm                                                               (helm.sh/helm/v3)
 #   flagger and its CRDs, the benchmark's Go peer (not in `all`)       (github.com/fluxcd/flagger)
+#   the real node (not in `all`): kubelet, kube-proxy                  (k8s.io/kubernetes)
+#                                 containerd, ctr, containerd-shim-runc-v2 (github.com/containerd/containerd/v2)
 # and unpacks the CRDs of Gateway API, Istio, SMI and KEDA from their modules.
 # A warm cache makes this a no-op.
 #
-# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger]...
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger|node]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,13 +40,16 @@ module_dir() {
   go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
 }
 
+# build_kube [TOOL...]: the control plane's binaries by default; the real node asks for
+# kubelet and kube-proxy, built in the same wrapper module (and Go build cache).
 build_kube() {
   local out="$cache/kube-$KUBE_VERSION/bin"
-  local tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local tools=("$@")
+  [[ ${#tools[@]} == 0 ]] && tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
   local missing=0 t
   for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
   [[ $missing == 0 ]] && return 0
-  say "building Kubernetes $KUBE_VERSION (cold: 15-30 minutes on 2 cores)"
+  say "building Kubernetes $KUBE_VERSION ${tools[*]} (cold: 8-30 minutes on 2 cores)"
   local work="$cache/build/kube-$KUBE_VERSION" log="$cache/logs/build-kube-$KUBE_VERSION.log"
   mkdir -p "$work" "$out"; : >"$log"
   local staging=${KUBE_VERSION/v1./v0.}
@@ -108,6 +113,29 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# containerd v2 for the real node: static, no cgo (so no btrfs snapshotter; overlayfs is used).
+build_containerd() {
+  local out="$cache/containerd-$CONTAINERD_VERSION/bin"
+  local tools=(containerd ctr containerd-shim-runc-v2) t
+  local missing=0
+  for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
+  [[ $missing == 0 ]] && return 0
+  say "building containerd $CONTAINERD_VERSION (cold: about 3 minutes)"
+  local work="$cache/build/containerd-$CONTAINERD_VERSION" log="$cache/logs/build-containerd-$CONTAINERD_VERSION.log"
+  mkdir -p "$work" "$out"; : >"$log"
+  printf 'module modeldeploy.local/containerd-build\ngo 1.26\nrequire github.com/containerd/containerd/v2 %s\n' \
+    "$CONTAINERD_VERSION" >"$work/go.mod"
+  local pkg=github.com/containerd/containerd/v2
+  ( cd "$work"
+    for t in "${tools[@]}"; do
+      [[ -x "$out/$t" ]] && continue
+      say "  go build $t"
+      run "$log" go build -trimpath -tags no_btrfs \
+        -ldflags "-s -w -X $pkg/version.Version=$CONTAINERD_VERSION -X $pkg/version.Revision=module" \
+        -o "$out/$t" "$pkg/cmd/$t"
+    done )
+}
+
 # Flagger is what bench/ compares the operator with; its CRDs ship in the module next to its code.
 build_flagger() {
   local out="$cache/flagger-$FLAGGER_VERSION"
@@ -167,6 +195,7 @@ for target in "${targets[@]}"; do
     helm) build_helm ;;
     flagger) build_flagger ;;
     crds) unpack_crds ;;
-    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger)" ;;
+    node) build_kube; build_kube kubelet kube-proxy; build_containerd ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger node)" ;;
   esac
 done
