@@ -29,8 +29,8 @@ test-cluster: install
 	$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check $(PYTHON_SOURCES) hack/cluster hack/crd-to-v1.py hack/realnode.py
-	$(BIN)/ruff format --check $(PYTHON_SOURCES) hack/realnode.py
+	$(BIN)/ruff check $(PYTHON_SOURCES) hack/cluster hack/crd-to-v1.py hack/realnode.py hack/model-store
+	$(BIN)/ruff format --check $(PYTHON_SOURCES) hack/realnode.py hack/model-store
 	$(BIN)/mypy
 
 format: install

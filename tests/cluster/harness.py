@@ -93,8 +93,10 @@ class Operator:
             str(self.metrics_port),
             "--health-port",
             str(self.health_port),
+            # The project's image as hack/images/build makes it: on the real node every model
+            # pod's init container is the real fetch-model.
             "--initializer-image",
-            "ghcr.io/modeldeploy/modeldeploy:test",
+            "localhost/modeldeploy:dev",
             *self.extra_args,
         ]
         with self.log.open("wb") as log:
