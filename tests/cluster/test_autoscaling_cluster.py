@@ -140,8 +140,10 @@ def test_a_pending_gpu_pod_explains_itself(kubectl: Kubectl, namespace: str) -> 
     def reason() -> str | None:
         return pending_reason([kubectl.json("get", "pod", "too-big", "-n", namespace)], None)
 
+    # Every node counts, the real node (hack/cluster up --real-node) included when it runs.
+    nodes = len(kubectl.json("get", "nodes")["items"])
     assert wait_for("the scheduler to refuse the pod", reason) == (
-        f"InsufficientGPU: 0/{len(TOPOLOGY)} nodes can host 8 nvidia.com/gpu of NVIDIA-L4"
+        f"InsufficientGPU: 0/{nodes} nodes can host 8 nvidia.com/gpu of NVIDIA-L4"
     )
 
 

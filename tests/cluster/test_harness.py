@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.cluster.conftest import Kubectl
+from tests.cluster.harness import ROOT
 from tests.cluster.waiting import wait_for
 
 TOPOLOGY = Path(__file__).resolve().parents[2] / "hack" / "topology.yaml"
@@ -39,7 +41,12 @@ def gpu_deployment(name: str, gpus: int, product: str, init_container: bool = Fa
 
 def test_nodes_match_the_topology_file(kubectl: Kubectl) -> None:
     wanted = {node["name"]: node for node in yaml.safe_load(TOPOLOGY.read_text())["nodes"]}
-    nodes = {node["metadata"]["name"]: node for node in kubectl.json("get", "nodes")["items"]}
+    # KWOK plays the annotated nodes; a node with a real kubelet (--real-node) is not in the file.
+    nodes = {
+        node["metadata"]["name"]: node
+        for node in kubectl.json("get", "nodes")["items"]
+        if node["metadata"].get("annotations", {}).get("kwok.x-k8s.io/node") == "fake"
+    }
     assert set(nodes) == set(wanted)
     for name, spec in wanted.items():
         node = nodes[name]
@@ -146,3 +153,25 @@ def test_service_account_tokens_are_issued(kubectl: Kubectl, namespace: str) -> 
         check=True,
     )
     assert as_service_account.stdout == f"system:serviceaccount:{namespace}:default"
+
+
+def test_hack_cluster_nodes_removes_only_stale_kwok_nodes(kubectl: Kubectl) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    # A node with a kubelet of its own (as the real node has) and a KWOK node not in the file.
+    real = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"own-kubelet-{suffix}"}}
+    stale = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": f"stale-kwok-{suffix}", "annotations": {"kwok.x-k8s.io/node": "fake"}},
+    }
+    kubectl.apply([real, stale])
+    try:
+        subprocess.run([str(ROOT / "hack" / "cluster"), "nodes"], check=True, capture_output=True)
+        names = {node["metadata"]["name"] for node in kubectl.json("get", "nodes")["items"]}
+        assert real["metadata"]["name"] in names
+        wait_for(
+            "the stale KWOK node to go",
+            lambda: kubectl.run("get", "node", stale["metadata"]["name"], check=False).returncode != 0,
+        )
+    finally:
+        kubectl.run("delete", "node", real["metadata"]["name"], stale["metadata"]["name"], check=False)
