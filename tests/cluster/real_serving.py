@@ -26,6 +26,7 @@ SAMPLE_SERVER = "localhost/modeldeploy-sample-server:dev"
 # The taint hack/realnode.py puts on real-1, and the node's name.
 REAL_NODE = "real-1"
 REAL_NODE_TOLERATION = {"key": "modeldeploy.io/real-node", "operator": "Exists", "effect": "NoSchedule"}
+# The Secret `hack/model-store secret` prints.
 CREDENTIALS_SECRET = "s3-creds"
 # Well-known iris rows and their classes (0 setosa, 1 versicolor, 2 virginica).
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [5.9, 3.0, 4.2, 1.5], [6.7, 3.0, 5.2, 2.3]]
@@ -52,15 +53,26 @@ def start_real_node() -> None:
     )
 
 
+def model_store(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "model-store"), *args], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise AssertionError(
+            f"hack/model-store {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+        )
+    return result.stdout
+
+
 @dataclass(frozen=True)
 class ModelStore:
-    """What `hack/model-store up` reports: its endpoint, the reader's key, the models' URIs and digests."""
+    """What `hack/model-store up` reports: the models' URIs and their digests computed at upload."""
 
-    endpoint: str
-    region: str
-    access_key: str
-    secret_key: str
     models: dict[str, dict[str, str]]
+
+    @classmethod
+    def start(cls) -> ModelStore:
+        return cls(json.loads(model_store("up"))["models"])
 
     def uri(self, model: str) -> str:
         return self.models[model]["uri"]
@@ -69,34 +81,11 @@ class ModelStore:
         return self.models[model]["sha256"]
 
     def credentials(self, secret_key: str | None = None) -> dict[str, Any]:
-        """The Secret the init container reads through envFrom."""
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": CREDENTIALS_SECRET},
-            "stringData": {
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": secret_key or self.secret_key,
-            },
-        }
-
-
-def start_model_store() -> ModelStore:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "hack" / "model-store"), "up"], capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"hack/model-store up failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    record = json.loads((ROOT / ".cluster" / "model-store.json").read_text())
-    return ModelStore(
-        record["endpoint"],
-        record["region"],
-        record["accessKeyId"],
-        record["secretAccessKey"],
-        record["models"],
-    )
+        """The Secret the init container reads through envFrom; with `secret_key`, a wrong one."""
+        secret: dict[str, Any] = json.loads(model_store("secret"))
+        if secret_key:
+            secret["stringData"]["AWS_SECRET_ACCESS_KEY"] = secret_key
+        return secret
 
 
 def served_model(name: str, store: ModelStore, model: str, **spec: Any) -> dict[str, Any]:

@@ -6,8 +6,6 @@ And the failures a user meets first on a real cluster, reported from real pods.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.cluster.conftest import Kubectl
@@ -21,7 +19,6 @@ from tests.cluster.real_serving import (
     real_node_required,
     served_model,
     service_address,
-    start_model_store,
     start_real_node,
 )
 from tests.cluster.waiting import wait_for
@@ -33,14 +30,14 @@ SERVING_TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
-def store(kubeconfig: str, operator: object) -> Iterator[ModelStore]:
+def store(kubeconfig: str, operator: object) -> ModelStore:
     try:
         start_real_node()
     except RealNodeUnavailable as why:
         if real_node_required():
             pytest.fail(f"CI=true and {why}", pytrace=False)
         pytest.skip(str(why))
-    yield start_model_store()
+    return ModelStore.start()
 
 
 @pytest.fixture
