@@ -7,7 +7,7 @@ KUBECTL := .cluster/bin/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
 PYTHON_SOURCES := operator tests bench
 
-.PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench clean
+.PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench bench-real clean
 
 install: $(VENV)/.installed
 
@@ -65,6 +65,10 @@ demo-down:
 bench: install cluster-up
 	$(BIN)/pip install -q -e '.[test,bench]'
 	$(PY) -m bench.run
+
+# Time from `kubectl apply` to the first correct prediction on the real node, by phase.
+bench-real: install
+	$(PY) -m bench.real_serving
 
 clean: cluster-down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
