@@ -19,7 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 # Every test: unit tests in milliseconds, then the cluster tests (the local cluster is
 # brought up once by tests/cluster/conftest.py, or taken from MODELDEPLOY_TEST_KUBECONFIG).
+# The e2e tests bring up the real node (hack/cluster up --real-node) where this machine can run
+# containers; elsewhere they skip with the reason, except under CI=true.
 test: install
+	hack/test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install

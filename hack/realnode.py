@@ -148,15 +148,25 @@ def missing() -> str | None:
     socket_path = WORK / "containerd" / "containerd.sock.ttrpc"
     if len(str(socket_path)) >= SOCKET_PATH_LIMIT:
         return f"the checkout's path is too long for containerd's socket ({socket_path}); clone it nearer /"
-    if bridge_taken():
-        return f"{POD_CIDR} or the bridge {BRIDGE} is in use by something else (one real node per machine)"
+    other = other_kubelet()
+    if other:
+        return (
+            f"another checkout's {NODE_NAME} runs on this machine (kubelet pid {other}); the bridge, "
+            "pod range and iptables rules are host-global: run hack/cluster down there first"
+        )
     return None
 
 
-def bridge_taken() -> bool:
-    """Another checkout's real node holds the host-global bridge: its state is not ours."""
-    exists = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
-    return exists and not (WORK / "run" / "containerd.pid").exists()
+def other_kubelet() -> int | None:
+    """The pid of a kubelet playing NODE_NAME that is not ours (another checkout's real node)."""
+    found = subprocess.run(
+        ["pgrep", "-f", "--", f"--hostname-override={NODE_NAME}"], capture_output=True, text=True
+    )
+    return next((int(number) for number in found.stdout.split() if int(number) != pid("kubelet")), None)
+
+
+def bridge_exists() -> bool:
+    return subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode == 0
 
 
 def install_packages() -> None:
@@ -422,8 +432,12 @@ def running(name: str) -> bool:
 def down(kubectl: Callable[..., subprocess.CompletedProcess[str]] | None, quiet: bool = False) -> None:
     """Undoes `up`, in the order that frees everything: pods while the kubelet runs (CNI DEL frees
     their addresses and portmap chains), kube-proxy's rules, the kubelet, leftover containers,
-    containerd, mounts deepest first, the bridge, cgroups, the kubelet's chains, sysctls."""
-    if not WORK.exists():
+    containerd, mounts deepest first, the bridge, cgroups, the kubelet's chains, sysctls.
+
+    Also what a real node left when its processes were killed without `down` (a session that
+    ended): the bridge, cgroups and iptables chains are host-global, so they are removed when no
+    other checkout's kubelet uses them, even without this checkout's state."""
+    if not WORK.exists() and not bridge_exists():
         return
     if kubectl is not None and running("kubelet"):
         kubectl(
@@ -437,13 +451,7 @@ def down(kubectl: Callable[..., subprocess.CompletedProcess[str]] | None, quiet:
             check=False,
         )
         kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
-    binaries = node_binaries()
     stop("kube-proxy")
-    if binaries["kube-proxy"].exists() and (WORK / "kube-proxy" / "config.yaml").exists():
-        subprocess.run(
-            [str(binaries["kube-proxy"]), "--cleanup", f"--config={WORK / 'kube-proxy' / 'config.yaml'}"],
-            capture_output=True,
-        )
     stop("kubelet")
     if running("containerd"):
         for task in ctr("tasks", "ls", "-q").stdout.split():
@@ -455,6 +463,22 @@ def down(kubectl: Callable[..., subprocess.CompletedProcess[str]] | None, quiet:
     stop("containerd")
     for mount in mounts_under(WORK):
         subprocess.run(["umount", "-l", mount], capture_output=True)
+    if not other_kubelet():
+        remove_host_state()
+    restore_sysctls()
+    shutil.rmtree(WORK, ignore_errors=True)
+    if not quiet:
+        left = mounts_under(WORK)
+        chains = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(":KUBE-")
+        print(f"[realnode] {NODE_NAME} stopped; left: {len(left)} mounts, {chains} KUBE iptables chains")
+
+
+def remove_host_state() -> None:
+    """The host-global part of a real node: kube-proxy's rules, the bridge, the cgroups, the
+    kubelet's chains and the two host paths that cannot be moved."""
+    kube_proxy = node_binaries()["kube-proxy"]
+    if kube_proxy.exists():
+        subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True)
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
     remove_cgroups()
     remove_kubelet_chains()
@@ -462,12 +486,6 @@ def down(kubectl: Callable[..., subprocess.CompletedProcess[str]] | None, quiet:
         (directory / "kubelet.sock").unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # left where something else uses it
             directory.rmdir()
-    restore_sysctls()
-    shutil.rmtree(WORK, ignore_errors=True)
-    if not quiet:
-        left = mounts_under(WORK)
-        chains = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(":KUBE-")
-        print(f"[realnode] {NODE_NAME} stopped; left: {len(left)} mounts, {chains} KUBE iptables chains")
 
 
 def stop(name: str) -> None:
