@@ -7,10 +7,11 @@
 #   flagger and its CRDs, the benchmark's Go peer (not in `all`)       (github.com/fluxcd/flagger)
 #   the real node (not in `all`): kubelet, kube-proxy                  (k8s.io/kubernetes)
 #                                 containerd, ctr, containerd-shim-runc-v2 (github.com/containerd/containerd/v2)
+#                                 traefik, its Gateway API data plane (github.com/traefik/traefik/v3)
 # and unpacks the CRDs of Gateway API, Istio, SMI and KEDA from their modules.
 # A warm cache makes this a no-op.
 #
-# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger|node]...
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger|node|traefik]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -136,6 +137,28 @@ build_containerd() {
     done )
 }
 
+# Traefik is the real node's Gateway API data plane. Its go.mod has replace and exclude lines
+# that a `go install` refuses, so a wrapper module requires it and copies them. v3.7 cannot be
+# built from the module proxy (a replace points at a nested module the zip leaves out).
+build_traefik() {
+  local out="$cache/traefik-$TRAEFIK_VERSION/bin"
+  [[ -x "$out/traefik" ]] && return 0
+  say "building Traefik $TRAEFIK_VERSION (cold: about 17 minutes on 2 cores)"
+  local work="$cache/build/traefik-$TRAEFIK_VERSION" log="$cache/logs/build-traefik-$TRAEFIK_VERSION.log"
+  local gomod
+  mkdir -p "$work" "$out"; : >"$log"
+  gomod=$(module_gomod "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")
+  {
+    echo "module modeldeploy.local/traefik-build"
+    sed -n 's/^go \(.*\)/go \1/p' "$gomod"
+    echo "require github.com/traefik/traefik/v3 $TRAEFIK_VERSION"
+    sed -n '/^replace (/,/^)/p; /^replace [^(]/p; /^exclude /p' "$gomod"
+  } >"$work/go.mod"
+  ( cd "$work" && run "$log" go build -trimpath \
+      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+      -o "$out/traefik" github.com/traefik/traefik/v3/cmd/traefik )
+}
+
 # Flagger is what bench/ compares the operator with; its CRDs ship in the module next to its code.
 build_flagger() {
   local out="$cache/flagger-$FLAGGER_VERSION"
@@ -195,7 +218,8 @@ for target in "${targets[@]}"; do
     helm) build_helm ;;
     flagger) build_flagger ;;
     crds) unpack_crds ;;
-    node) build_kube; build_kube kubelet kube-proxy; build_containerd ;;
-    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger node)" ;;
+    node) build_kube; build_kube kubelet kube-proxy; build_containerd; build_traefik ;;
+    traefik) build_traefik ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger node traefik)" ;;
   esac
 done
