@@ -3,7 +3,10 @@
 containerd v2 and runc run real containers; a bridge CNI (`rn0`, 10.244.0.0/24) gives pods
 addresses the host reaches; kubelet and kube-proxy are built from the same k8s.io/kubernetes
 module as the control plane (hack/build-binaries.sh node); the images come from
-hack/images/build, imported into containerd because no registry is reachable.
+hack/images/build, imported into containerd because no registry is reachable. Traefik, built
+from its Go module, runs on the host as the Gateway API data plane: it serves the Gateway
+modeldeploy-gateway/ml-gateway on a free loopback port (written to .cluster/gateway) and sends
+requests to the pods' bridge addresses.
 
 The node is tainted modeldeploy.io/real-node=true:NoSchedule, so only pods that tolerate it
 land there. What it changes on the host is undone by `down`: processes, mounts, the bridge,
@@ -20,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -46,6 +50,13 @@ BRIDGE = "rn0"
 BRIDGE_IP = "10.244.0.1"
 CGROUP = "modeldeploy-realnode"
 PAUSE_IMAGE = "localhost/modeldeploy-pause:3.10"
+# The Gateway that Traefik, the real node's data plane, serves; ModelDeployments name it in
+# spec.traffic.gateway. Where it listens (127.0.0.1:PORT) is written to GATEWAY_ADDRESS, where
+# Traefik's ping, API and Prometheus metrics answer to GATEWAY_ADMIN_ADDRESS.
+GATEWAY_NAMESPACE = "modeldeploy-gateway"
+GATEWAY_NAME = "ml-gateway"
+GATEWAY_ADDRESS = STATE / "gateway"
+GATEWAY_ADMIN_ADDRESS = STATE / "gateway-admin"
 # hack/images/build writes one archive per image; the node imports all of them.
 IMAGES = ("pause", "modeldeploy", "sample-server")
 # The kubelet sets some of these and never restores them; `down` writes back what `up` saw.
@@ -101,6 +112,7 @@ def node_binaries() -> dict[str, Path]:
     kube = CACHE / f"kube-{v['KUBE_VERSION']}" / "bin"
     containerd = CACHE / f"containerd-{v['CONTAINERD_VERSION']}" / "bin"
     return {
+        "traefik": CACHE / f"traefik-{v['TRAEFIK_VERSION']}" / "bin" / "traefik",
         "kubelet": kube / "kubelet",
         "kube-proxy": kube / "kube-proxy",
         "kubectl": kube / "kubectl",
@@ -207,12 +219,22 @@ def up(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     install_packages()
     build()
     started = time.monotonic()
-    if running("kubelet") and node_ready(kubectl):
+    if running("kubelet") and running("traefik") and node_ready(kubectl):
         import_images()
         print(f"[realnode] {NODE_NAME} already running")
         return
     down(kubectl, quiet=True)
-    for sub in ("run", "logs", "containerd", "cni/net.d", "cni/ipam", "kubelet", "kube-proxy", "pod-logs"):
+    for sub in (
+        "run",
+        "logs",
+        "containerd",
+        "cni/net.d",
+        "cni/ipam",
+        "kubelet",
+        "kube-proxy",
+        "pod-logs",
+        "traefik",
+    ):
         (WORK / sub).mkdir(parents=True, exist_ok=True)
     render_configs()
     save_sysctls()
@@ -229,10 +251,48 @@ def up(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     wait_until(
         "kube-proxy to answer /healthz", 60, lambda: http_ok("http://127.0.0.1:20256/healthz"), "kube-proxy"
     )
+    start_gateway(kubectl)
     print(
         f"[realnode] {NODE_NAME} Ready in {time.monotonic() - started:.1f}s "
-        f"(pods {POD_CIDR}, host at {BRIDGE_IP}, taint {TAINT})"
+        f"(pods {POD_CIDR}, host at {BRIDGE_IP}, taint {TAINT}); "
+        f"gateway {GATEWAY_NAMESPACE}/{GATEWAY_NAME} at {GATEWAY_ADDRESS.read_text()}"
     )
+
+
+def start_gateway(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """Traefik as a host process, and the GatewayClass and Gateway it serves, listening where
+    render_configs() put its entryPoint."""
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=hack-cluster",
+        "-f",
+        str(WORK / "traefik" / "gateway.yaml"),
+    )
+    env = dict(os.environ, KUBECONFIG=str(KUBECONFIG))
+    start(
+        "traefik", [str(node_binaries()["traefik"]), f"--configFile={WORK / 'traefik' / 'traefik.yml'}"], env
+    )
+    admin = (WORK / "traefik" / "admin").read_text()
+    wait_until("Traefik to answer /ping", 60, lambda: http_ok(f"http://{admin}/ping"), "traefik")
+
+    def programmed() -> bool:
+        result = kubectl(
+            "get",
+            "gateway",
+            GATEWAY_NAME,
+            "-n",
+            GATEWAY_NAMESPACE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Programmed')].status}",
+            check=False,
+        )
+        return result.stdout.strip() == "True"
+
+    wait_until(f"Gateway {GATEWAY_NAME} to be Programmed by Traefik", 60, programmed, "traefik")
+    GATEWAY_ADDRESS.write_text((WORK / "traefik" / "web").read_text())
+    GATEWAY_ADMIN_ADDRESS.write_text(admin)
 
 
 def render_configs() -> None:
@@ -247,15 +307,29 @@ def render_configs() -> None:
         "pause_image": PAUSE_IMAGE,
         "kubeconfig": KUBECONFIG,
         "runc": shutil.which("runc") or DEBIAN_PACKAGES["runc"],
+        "web_port": free_port(),
+        "admin_port": free_port(),
+        "gateway_namespace": GATEWAY_NAMESPACE,
+        "gateway_name": GATEWAY_NAME,
     }
+    (WORK / "traefik" / "web").write_text(f"127.0.0.1:{values['web_port']}")
+    (WORK / "traefik" / "admin").write_text(f"127.0.0.1:{values['admin_port']}")
     targets = {
         "kubelet.yaml": WORK / "kubelet" / "config.yaml",
         "kube-proxy.yaml": WORK / "kube-proxy" / "config.yaml",
         "containerd.toml": WORK / "containerd" / "config.toml",
         "cni.conflist": WORK / "cni" / "net.d" / "10-modeldeploy.conflist",
+        "traefik.yml": WORK / "traefik" / "traefik.yml",
+        "gateway.yaml": WORK / "traefik" / "gateway.yaml",
     }
     for template, target in targets.items():
         target.write_text(Template((TEMPLATES / template).read_text()).substitute(values))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def save_sysctls() -> None:
@@ -451,6 +525,9 @@ def down(kubectl: Callable[..., subprocess.CompletedProcess[str]] | None, quiet:
             check=False,
         )
         kubectl("delete", "node", NODE_NAME, "--wait=false", check=False)
+    stop("traefik")
+    for address in (GATEWAY_ADDRESS, GATEWAY_ADMIN_ADDRESS):
+        address.unlink(missing_ok=True)
     stop("kube-proxy")
     stop("kubelet")
     if running("containerd"):
