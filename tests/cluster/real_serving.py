@@ -9,14 +9,17 @@ tests skip with the reason, except under CI=true, where that is a failure.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -119,20 +122,152 @@ def service_address(kubectl: Kubectl, namespace: str, service: str) -> str:
     return f"{body['spec']['clusterIP']}:{body['spec']['ports'][0]['port']}"
 
 
-def infer(address: str, rows: list[list[float]] = IRIS_ROWS, timeout: float = 5) -> tuple[int, Any]:
-    """One Open Inference Protocol v2 request for model `iris`: (HTTP status, outputs or body)."""
-    payload = {"inputs": [{"name": "input-0", "shape": [len(rows), 4], "datatype": "FP32", "data": rows}]}
-    request = urllib.request.Request(
-        f"http://{address}/v2/models/iris/infer",
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+@dataclass(frozen=True)
+class Answer:
+    """One inference response: HTTP status, the predicted classes (or the error body), and the
+    model version that answered (model-settings.json's parameters.version)."""
+
+    status: int
+    outputs: Any
+    version: str | None = None
+
+
+INFER_PATH = "/v2/models/iris/infer"
+INFER_BODY = json.dumps(
+    {"inputs": [{"name": "input-0", "shape": [len(IRIS_ROWS), 4], "datatype": "FP32", "data": IRIS_ROWS}]}
+).encode()
+
+
+def post_infer(connection: http.client.HTTPConnection, headers: dict[str, str] | None = None) -> Answer:
+    """One Open Inference Protocol v2 request for model `iris` with the well-known rows, on a
+    connection that stays open for the next (as a client behind a gateway would keep it)."""
+    connection.request(
+        "POST", INFER_PATH, INFER_BODY, {"Content-Type": "application/json", **(headers or {})}
     )
+    response = connection.getresponse()
+    body = response.read()
+    if response.status != 200:
+        return Answer(response.status, body.decode(errors="replace"))
+    answer = json.loads(body)
+    return Answer(200, answer["outputs"][0]["data"], answer.get("model_version"))
+
+
+def infer(address: str, timeout: float = 5) -> tuple[int, Any]:
+    """One prediction from the server behind `address` (host:port): (HTTP status, outputs or body)."""
+    connection = http.client.HTTPConnection(address, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())["outputs"][0]["data"]
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
+        answer = post_infer(connection)
+    finally:
+        connection.close()
+    return answer.status, answer.outputs
+
+
+# Requests to the gateway go over this many kept-alive connections at once.
+CONNECTIONS = 4
+
+
+@dataclass
+class Load:
+    """What a steady stream of requests through the gateway got back, while it ran."""
+
+    answers: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """Traefik in front of the real node, as `hack/cluster up --real-node` started it: requests
+    to its address with a model's host name reach that model's HTTPRoute."""
+
+    address: str
+    admin: str
+    reference = {"name": "ml-gateway", "namespace": "modeldeploy-gateway"}
+
+    @classmethod
+    def local(cls) -> Gateway:
+        state = ROOT / ".cluster"
+        return cls((state / "gateway").read_text().strip(), (state / "gateway-admin").read_text().strip())
+
+    def _connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.address, timeout=10)
+
+    def predict(self, host: str) -> tuple[int, Any]:
+        connection = self._connection()
+        try:
+            answer = post_infer(connection, {"Host": host})
+        except (OSError, http.client.HTTPException):
+            return 0, None
+        finally:
+            connection.close()
+        return answer.status, answer.outputs
+
+    def versions(self, host: str, requests: int, headers: dict[str, str] | None = None) -> Counter[str]:
+        """`requests` predictions over CONNECTIONS connections, counted by the version that
+        answered correctly, or `HTTP <status>` / the wrong outputs otherwise."""
+        counts: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def send(share: int) -> None:
+            connection = self._connection()
+            try:
+                for _ in range(share):
+                    answer = post_infer(connection, {"Host": host, **(headers or {})})
+                    with lock:
+                        counts[describe(answer)] += 1
+            finally:
+                connection.close()
+
+        shares = [
+            requests // CONNECTIONS + (1 if i < requests % CONNECTIONS else 0) for i in range(CONNECTIONS)
+        ]
+        threads = [threading.Thread(target=send, args=(share,)) for share in shares]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return counts
+
+    @contextmanager
+    def load(self, host: str) -> Iterator[Load]:
+        """Predictions on CONNECTIONS connections until the block ends; a failed request (an
+        error status, a wrong answer, a broken connection) is recorded, never retried."""
+        seen = Load()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def send() -> None:
+            connection = self._connection()
+            while not stop.is_set():
+                try:
+                    answer = describe(post_infer(connection, {"Host": host}))
+                except (OSError, http.client.HTTPException) as error:
+                    answer = f"{type(error).__name__}: {error}"
+                    connection.close()
+                    connection = self._connection()
+                with lock:
+                    if answer.startswith("v"):
+                        seen.answers[answer] += 1
+                    else:
+                        seen.failures.append(answer)
+            connection.close()
+
+        threads = [threading.Thread(target=send) for _ in range(CONNECTIONS)]
+        for thread in threads:
+            thread.start()
+        try:
+            yield seen
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+
+def describe(answer: Answer) -> str:
+    if answer.status != 200:
+        return f"HTTP {answer.status}: {str(answer.outputs)[:200]}"
+    if answer.outputs != IRIS_CLASSES:
+        return f"wrong answer {answer.outputs} from {answer.version}"
+    return str(answer.version)
 
 
 def pods(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
@@ -173,7 +308,7 @@ def wait_for_answer(address: str, timeout: float = 120) -> float:
         try:
             if infer(address, timeout=2) == (200, IRIS_CLASSES):
                 return time.time()
-        except OSError:
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.1)
     raise AssertionError(f"no correct prediction from {address} in {timeout:.0f}s")

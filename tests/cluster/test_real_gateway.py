@@ -1,0 +1,170 @@
+"""Real requests through a real Gateway API data plane: Traefik (started by `hack/cluster up
+--real-node`) routes by the HTTPRoute the operator writes to MLServer pods on the real node.
+
+Which version answered is read from each response (`model_version`, set in the models'
+model-settings.json), so every count is of real requests, not of the objects we wrote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import Kubectl
+from tests.cluster.modeldeployments import condition, wait_condition, wait_status
+from tests.cluster.real_serving import (
+    IRIS_CLASSES,
+    Gateway,
+    ModelStore,
+    RealNodeUnavailable,
+    real_node_required,
+    served_model,
+    start_real_node,
+)
+from tests.cluster.waiting import wait_for
+
+pytestmark = pytest.mark.e2e
+
+SERVING_TIMEOUT = 180
+REQUESTS = 2000
+# Two-sided binomial tolerance at p = 0.001: |count - n·w| <= 3.29 standard deviations.
+Z_0_001 = 3.29
+
+
+@pytest.fixture(scope="module")
+def gateway(kubeconfig: str, operator: object) -> Gateway:
+    try:
+        start_real_node()
+    except RealNodeUnavailable as why:
+        if real_node_required():
+            pytest.fail(f"CI=true and {why}", pytrace=False)
+        pytest.skip(str(why))
+    return Gateway.local()
+
+
+@pytest.fixture(scope="module")
+def store(gateway: Gateway) -> ModelStore:
+    return ModelStore.start()
+
+
+@pytest.fixture
+def host(kubectl: Kubectl, namespace: str, store: ModelStore) -> str:
+    kubectl.apply(store.credentials(), "-n", namespace)
+    return f"iris.{namespace}.example.com"
+
+
+def routed_model(store: ModelStore, gateway: Gateway, host: str, model: str, **spec: Any) -> dict[str, Any]:
+    traffic = {
+        "provider": "gateway-api",
+        "gateway": gateway.reference,
+        "hosts": [host],
+        **spec.pop("traffic", {}),
+    }
+    return served_model("iris", store, model, traffic=traffic, **spec)
+
+
+def within_binomial_tolerance(count: int, requests: int, weight: int) -> bool:
+    share = weight / 100
+    deviation = Z_0_001 * math.sqrt(requests * share * (1 - share))
+    return abs(count - requests * share) <= deviation
+
+
+def serve_v1_then_canary(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, **spec: Any
+) -> None:
+    kubectl.apply(routed_model(store, gateway, host, "iris-v1"), "-n", namespace)
+    wait_condition(kubectl, namespace, "iris", "Ready", "True", timeout=SERVING_TIMEOUT)
+    wait_for("v1 through the gateway", lambda: gateway.versions(host, 1) == Counter({"v1": 1}), 60)
+    kubectl.apply(routed_model(store, gateway, host, "iris-v2", **spec), "-n", namespace)
+
+
+def test_a_canary_gets_its_weight_of_real_requests(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str
+) -> None:
+    serve_v1_then_canary(kubectl, namespace, store, gateway, host, rollout={"canary": {"weight": 10}})
+    wait_status(kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, canaryWeight=10)
+    for weight in (10, 50):
+        kubectl.run(
+            "patch",
+            "md",
+            "iris",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            f'{{"spec":{{"rollout":{{"canary":{{"weight":{weight}}}}}}}}}',
+        )
+        wait_status(kubectl, namespace, "iris", canaryWeight=weight)
+        # The data plane follows the route within a moment: wait until the canary shows up at
+        # about its share, then count a fresh batch.
+        wait_for(f"Traefik to split at {weight}", lambda w=weight: gateway.versions(host, 200)["v2"] > 0)
+        counts = gateway.versions(host, REQUESTS)
+        assert sum(counts.values()) == REQUESTS and set(counts) <= {"v1", "v2"}, counts
+        assert within_binomial_tolerance(counts["v2"], REQUESTS, weight), (weight, counts)
+
+
+def test_the_header_rule_sends_every_matching_request_to_the_canary(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str
+) -> None:
+    serve_v1_then_canary(
+        kubectl,
+        namespace,
+        store,
+        gateway,
+        host,
+        rollout={"canary": {"weight": 10}},
+        traffic={"headerRouting": {"name": "x-canary", "value": "always"}},
+    )
+    wait_status(kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, canaryWeight=10)
+    wait_for(
+        "the header rule", lambda: gateway.versions(host, 20, {"x-canary": "always"}) == Counter({"v2": 20})
+    )
+    assert gateway.versions(host, 500, {"x-canary": "always"}) == Counter({"v2": 500})
+    # Any other value falls through to the weighted split.
+    assert set(gateway.versions(host, 200, {"x-canary": "sometimes"})) == {"v1", "v2"}
+
+
+def test_promotion_moves_every_request_to_v2_without_a_failed_request(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str
+) -> None:
+    serve_v1_then_canary(kubectl, namespace, store, gateway, host, rollout={"canary": {"weight": 50}})
+    wait_status(kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, canaryWeight=50)
+    with gateway.load(host) as during:
+        kubectl.run(
+            "patch",
+            "md",
+            "iris",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"spec":{"rollout":{"canary":{"weight":100}}}}',
+        )
+        body = wait_status(
+            kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, phase="Stable", canaryRevision=None
+        )
+        wait_for(
+            "v1's Deployment to be retired",
+            lambda: (
+                len(
+                    kubectl.json("get", "deploy", "-n", namespace, "-l", "modeldeploy.io/model=iris")["items"]
+                )
+                == 1
+            ),
+        )
+    assert during.failures == [], during.failures[:5]
+    assert during.answers["v2"] > 0, during.answers
+    assert gateway.versions(host, 500) == Counter({"v2": 500})
+    assert condition(body, "Ready")["status"] == "True"
+
+
+def test_every_answer_through_the_gateway_is_a_correct_prediction(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str
+) -> None:
+    kubectl.apply(routed_model(store, gateway, host, "iris-v1"), "-n", namespace)
+    wait_condition(kubectl, namespace, "iris", "Ready", "True", timeout=SERVING_TIMEOUT)
+    status, outputs = wait_for("an answer through the gateway", lambda: gateway.predict(host) or None, 60)
+    assert (status, outputs) == (200, IRIS_CLASSES)
