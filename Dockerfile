@@ -25,7 +25,8 @@ ENV PIP_NO_CACHE_DIR=1 \
 # The wheels are bind-mounted, not copied, so they leave no layer behind.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --root-user-action=ignore --no-index --find-links=/wheels /wheels/modeldeploy-*.whl \
-    && useradd --uid 65532 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin modeldeploy
+    && groupadd --gid 65532 modeldeploy \
+    && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin modeldeploy
 # The root filesystem is read-only in the pod: Python must not write bytecode next to the
 # sources (pip compiled it at install), and everything that writes a file (the discovery
 # cache, downloads in progress) goes to /tmp, an emptyDir in every pod that runs this image.
@@ -34,7 +35,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     TMPDIR=/tmp
 WORKDIR /tmp
-# Numeric, so that the kubelet can verify runAsNonRoot without reading /etc/passwd.
+# Numeric, so that the kubelet can verify runAsNonRoot without reading /etc/passwd; the group is
+# created with gid 65532 first (useradd --user-group would give it the next free gid, 1000), so
+# that the gid the image runs with has a name.
 USER 65532:65532
 EXPOSE 8080 8081
 ENTRYPOINT ["modeldeploy"]

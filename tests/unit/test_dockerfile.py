@@ -135,3 +135,17 @@ def test_the_installed_wheel_serves_as_operator_and_model_fetcher(
 def test_hadolint_passes() -> None:
     result = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_image_user_and_group_are_65532() -> None:
+    """`USER 65532:65532` needs a group entry with gid 65532: `useradd --user-group` alone would give
+    the group the next free gid (1000), leaving the gid the image runs with nameless."""
+    text = DOCKERFILE.read_text()
+    instructions = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    commands = " ".join(instructions.replace("\\\n", " ").split())
+    assert "groupadd --gid 65532 modeldeploy" in commands
+    assert "useradd --uid 65532 --gid 65532 " in commands
+    assert "--user-group" not in commands
+    assert commands.index("groupadd --gid 65532") < commands.index("useradd --uid 65532")
+    [user] = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert user == "65532:65532"
