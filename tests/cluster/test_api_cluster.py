@@ -19,13 +19,11 @@ from modeldeploy.api.crd import CRD_NAME, crd
 from modeldeploy.api.models import GROUP, PLURAL, VERSION, ModelDeployment
 from modeldeploy.api.rules import RULE_ERROR
 from modeldeploy.api.validation import parse_model_deployment
-from tests.cluster.conftest import ROOT, Kubectl
+from tests.cluster.conftest import NAMESPACE_PREFIX, ROOT, Kubectl
 from tests.unit.test_api_invalid import BASE, CASES, Case, changed
 from tests.unit.test_api_strategies import broken_manifests, manifests
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-# Dry runs persist nothing, so they all share one namespace that always exists.
-DRY_RUN_NAMESPACE = "default"
 # The API server skips CEL rules once a field of the object is invalid, and says so.
 NOT_ALL_RULES_CHECKED = "some validation rules were not checked"
 
@@ -47,12 +45,25 @@ def custom_objects(
     return kubernetes.client.CustomObjectsApi(api_client)
 
 
-def dry_run_create(api: kubernetes.client.CustomObjectsApi, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The object as the API server would store it, or Refused. Unknown fields are refused,
-    as `kubectl apply` does by default."""
+@pytest.fixture(scope="module")
+def dry_run_namespace(kubectl: Kubectl) -> Iterator[str]:
+    """The tests' own namespace for the dry runs of this module. Dry runs persist nothing, so they
+    share one (unlike `namespace`, one per test, which would be one per case); but never `default`,
+    where `make demo` keeps objects named as the examples and a dry run of their names gets 409."""
+    name = f"{NAMESPACE_PREFIX}dry-run"
+    kubectl.create_namespace(name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def dry_run_create(
+    api: kubernetes.client.CustomObjectsApi, namespace: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """The object as the API server would store it in `namespace`, or Refused. Unknown fields
+    are refused, as `kubectl apply` does by default."""
     try:
         return api.create_namespaced_custom_object(
-            GROUP, VERSION, DRY_RUN_NAMESPACE, PLURAL, manifest, dry_run="All", field_validation="Strict"
+            GROUP, VERSION, namespace, PLURAL, manifest, dry_run="All", field_validation="Strict"
         )
     except kubernetes.client.ApiException as error:
         # 422: invalid; 400: refused while decoding (unknown field, wrong JSON type).
@@ -95,10 +106,10 @@ def test_kubectl_get_shows_the_printer_columns(
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[path.name for path in EXAMPLES])
 def test_each_example_is_accepted_and_defaulted_as_pydantic_defaults_it(
-    custom_objects: kubernetes.client.CustomObjectsApi, path: Path
+    custom_objects: kubernetes.client.CustomObjectsApi, dry_run_namespace: str, path: Path
 ) -> None:
     (manifest,) = yaml.safe_load_all(path.read_text())
-    stored = dry_run_create(custom_objects, manifest)
+    stored = dry_run_create(custom_objects, dry_run_namespace, manifest)
     assert ModelDeployment.model_validate(stored).spec == parse_model_deployment(manifest).spec
 
 
@@ -117,10 +128,10 @@ def test_there_is_an_example_for_each_use_case() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_the_api_server_refuses_each_invalid_manifest_naming_the_field(
-    custom_objects: kubernetes.client.CustomObjectsApi, case: Case
+    custom_objects: kubernetes.client.CustomObjectsApi, dry_run_namespace: str, case: Case
 ) -> None:
     with pytest.raises(Refused) as refused:
-        dry_run_create(custom_objects, case.manifest())
+        dry_run_create(custom_objects, dry_run_namespace, case.manifest())
     assert case.path in str(refused.value)
     assert case.words in str(refused.value)
 
@@ -128,7 +139,7 @@ def test_the_api_server_refuses_each_invalid_manifest_naming_the_field(
 @settings(max_examples=1000, deadline=None)
 @given(st.one_of(manifests(), broken_manifests()))
 def test_pydantic_and_the_api_server_agree(
-    custom_objects: kubernetes.client.CustomObjectsApi, manifest: dict[str, Any]
+    custom_objects: kubernetes.client.CustomObjectsApi, dry_run_namespace: str, manifest: dict[str, Any]
 ) -> None:
     try:
         ours: ModelDeployment | None = ModelDeployment.model_validate(manifest, by_alias=True, by_name=False)
@@ -139,7 +150,7 @@ def test_pydantic_and_the_api_server_agree(
             detail["ctx"]["message"] for detail in error.errors() if detail["type"] == RULE_ERROR
         ]
     try:
-        stored = dry_run_create(custom_objects, manifest)
+        stored = dry_run_create(custom_objects, dry_run_namespace, manifest)
     except Refused as refused:
         assert ours is None, f"only the API server refuses it: {refused}"
         if refused.all_rules_checked:
