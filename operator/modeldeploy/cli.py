@@ -2,16 +2,18 @@
 
 import asyncio
 import enum
+import os
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
 from modeldeploy import __version__
 
 app = typer.Typer(help="Deploy ML models on Kubernetes: the operator and its tools.", no_args_is_help=True)
+T = TypeVar("T")
 
 
 class LogFormat(enum.StrEnum):
@@ -129,7 +131,7 @@ def run(
         settings=Settings(initializer_image=initializer_image, oci_mode=oci_mode.value),
         leader_election_namespace=leader_election_namespace,
     )
-    asyncio.run(run_operator(options))
+    _on_cluster(run_operator(options), kubeconfig)
 
 
 @app.command("fetch-model")
@@ -193,7 +195,10 @@ def fetch_model(
 
 KubeconfigOption = Annotated[
     str | None,
-    typer.Option(envvar="KUBECONFIG", help="kubeconfig file; default ~/.kube/config, else in-cluster."),
+    typer.Option(
+        envvar="KUBECONFIG",
+        help="kubeconfig file; default: in a pod the in-cluster config, else ~/.kube/config.",
+    ),
 ]
 NamespaceOption = Annotated[
     str | None,
@@ -203,6 +208,7 @@ NamespaceOption = Annotated[
 ]
 NameArgument = Annotated[str, typer.Argument(help="Name of the ModelDeployment.")]
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+DEFAULT_KUBECONFIG = "~/.kube/config"
 ROLLOUT_ACTIONS = {
     "promote": "Promote the canary now: it takes all traffic, then becomes stable.",
     "abort": "Abort the rollout: all traffic back to stable, the canary scaled to zero and kept.",
@@ -212,17 +218,15 @@ ROLLOUT_ACTIONS = {
 
 
 async def _connect(kubeconfig: str | None, namespace: str | None) -> tuple[Any, str]:
-    """An API client and the namespace to use, from --kubeconfig / KUBECONFIG /
-    ~/.kube/config, else the in-cluster service account."""
+    """An API client and the namespace to use, from --kubeconfig / KUBECONFIG, else in a pod the
+    in-cluster service account, else ~/.kube/config: the order `modeldeploy run` follows."""
     from kubernetes_asyncio import client, config
 
-    try:
+    if kubeconfig or not _in_cluster():
         await config.load_kube_config(config_file=kubeconfig)
         _, context = config.list_kube_config_contexts(config_file=kubeconfig)
         default_namespace = context["context"].get("namespace", "default")
-    except config.ConfigException:
-        if kubeconfig:
-            raise
+    else:
         config.load_incluster_config()
         default_namespace = Path(IN_CLUSTER_NAMESPACE_FILE).read_text().strip()
     return client.ApiClient(), namespace or default_namespace
@@ -263,11 +267,54 @@ async def _read_status(name: str, namespace: str | None, kubeconfig: str | None)
     return format_status(ModelDeployment.model_validate(body))
 
 
-def _run_against_cluster(work: Coroutine[Any, Any, str], name: str) -> None:
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def _on_cluster(work: Coroutine[Any, Any, T], kubeconfig: str | None) -> T:
+    """Run `work` against the cluster; without a usable way to it, end the command with one line."""
+    from kubernetes_asyncio.config import ConfigException
+
+    problem = _missing_configuration(kubeconfig)
+    if problem is None:
+        try:
+            return asyncio.run(work)
+        except ConfigException as error:
+            problem = f"{_configuration_source(kubeconfig)} cannot be used: {' '.join(str(error).split())}"
+    else:
+        work.close()
+    typer.echo(f"modeldeploy: {problem}", err=True)
+    raise typer.Exit(1)
+
+
+def _missing_configuration(kubeconfig: str | None) -> str | None:
+    """What to do when there is no configuration to try (the client would only log a warning)."""
+    if kubeconfig:
+        if any(Path(path).expanduser().is_file() for path in kubeconfig.split(os.pathsep) if path):
+            return None
+        return (
+            f"kubeconfig {kubeconfig} does not exist: point --kubeconfig or KUBECONFIG at a kubeconfig file"
+        )
+    if _in_cluster() or Path(DEFAULT_KUBECONFIG).expanduser().is_file():
+        return None
+    return (
+        "no cluster to connect to: pass --kubeconfig PATH, set KUBECONFIG, or run in a pod with a"
+        f" service account ({DEFAULT_KUBECONFIG} does not exist)"
+    )
+
+
+def _configuration_source(kubeconfig: str | None) -> str:
+    """Where the connection comes from, as _connect and Kube.connect choose it."""
+    if kubeconfig:
+        return f"kubeconfig {kubeconfig}"
+    return "the in-cluster service account" if _in_cluster() else f"kubeconfig {DEFAULT_KUBECONFIG}"
+
+
+def _run_against_cluster(work: Coroutine[Any, Any, str], name: str, kubeconfig: str | None) -> None:
     from kubernetes_asyncio.client.exceptions import ApiException
 
     try:
-        typer.echo(asyncio.run(work), nl=False)
+        typer.echo(_on_cluster(work, kubeconfig), nl=False)
     except ApiException as error:
         reason = "not found" if error.status == 404 else f"{error.status} {error.reason}"
         typer.echo(f"modeldeploy: ModelDeployment {name}: {reason}", err=True)
@@ -278,7 +325,7 @@ def _rollout_command(action: str, summary: str) -> None:
     def command(
         name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
     ) -> None:
-        _run_against_cluster(_file_request(name, namespace, kubeconfig, action), name)
+        _run_against_cluster(_file_request(name, namespace, kubeconfig, action), name, kubeconfig)
 
     command.__doc__ = summary
     app.command(action)(command)
@@ -293,4 +340,4 @@ def status(
     name: NameArgument, namespace: NamespaceOption = None, kubeconfig: KubeconfigOption = None
 ) -> None:
     """Show a ModelDeployment's rollout: phase, revisions, weight, steps and recent analyses."""
-    _run_against_cluster(_read_status(name, namespace, kubeconfig), name)
+    _run_against_cluster(_read_status(name, namespace, kubeconfig), name, kubeconfig)
