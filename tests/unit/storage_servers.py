@@ -265,6 +265,7 @@ class FakeHub:
     Errors carry the Hub's X-Error-Code / X-Error-Message headers, from which huggingface_hub picks
     its exception: unknown repositories answer 401 RepoNotFound (the Hub does not tell a missing
     repository from a private one); with a `token`, another token is refused as invalid.
+    `replaced` answers instead of the Hub for a path (without query), as a misconfigured mirror would.
     """
 
     repo_id: str
@@ -272,6 +273,7 @@ class FakeHub:
     commit: str = "0123456789abcdef0123456789abcdef01234567"
     branches: tuple[str, ...] = ("main",)
     token: str | None = None
+    replaced: dict[str, Reply] = field(default_factory=dict)
 
     def __call__(self, method: str, path: str, headers: Mapping[str, str]) -> Reply:
         path = unquote(urlsplit(path).path)
@@ -282,6 +284,8 @@ class FakeHub:
         if self.token and headers.get("Authorization") != f"Bearer {self.token}":
             invalid = "Invalid credentials in Authorization header"
             return Reply(401, json.dumps({"error": invalid}).encode(), {"X-Error-Message": invalid})
+        if path in self.replaced:
+            return self.replaced[path]
         if path.startswith(prefix_api + "revision/"):
             return self._revision(path.removeprefix(prefix_api + "revision/"))
         if path.startswith(prefix_api + f"tree/{self.commit}"):

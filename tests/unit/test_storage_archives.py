@@ -1,17 +1,34 @@
 """Unpacking archives: ordinary ones work, members that would escape the model directory are refused."""
 
 import io
+import platform
 import stat
+import subprocess
+import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from modeldeploy.storage.archives import UnsafeArchive, unpack
+from modeldeploy.storage.archives import FILTERS_PYTHON, UnsafeArchive, unpack
 from modeldeploy.storage.errors import FetchError
 
 URI = "https://models.example.com/model.tar.gz"
+ROOT = Path(__file__).parents[2]
+# What Python 3.11.0 to 3.11.3 lack: tarfile's extraction filters and their errors (PEP 706).
+PEP_706_NAMES = (
+    "data_filter",
+    "tar_filter",
+    "fully_trusted_filter",
+    "FilterError",
+    "AbsolutePathError",
+    "OutsideDestinationError",
+    "AbsoluteLinkError",
+    "LinkOutsideDestinationError",
+    "SpecialFileError",
+)
 
 
 def tar_archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
@@ -131,3 +148,30 @@ def test_a_damaged_archive_is_a_clear_error(tmp_path: Path, dest: Path) -> None:
     damaged.write_bytes(b"not gzip at all")
     with pytest.raises(FetchError, match=f"^{URI} is not a valid archive"):
         unpack(damaged, dest, URI)
+
+
+def test_without_extraction_filters_every_fetch_names_the_python_needed(tmp_path: Path) -> None:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"weights")
+    termination = tmp_path / "termination"
+    as_on_python_3_11_3 = (
+        f"import tarfile\nfor name in {PEP_706_NAMES!r}: delattr(tarfile, name)\n"
+        "from modeldeploy.cli import app\napp()"
+    )
+    fetch = [model.as_uri(), "--dest", str(tmp_path / "dest"), "--termination-log", str(termination)]
+    run = subprocess.run(
+        [sys.executable, "-c", as_on_python_3_11_3, "fetch-model", "--uri", *fetch],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = (
+        f"FetchFailed: fetch-model needs Python {FILTERS_PYTHON} or newer (tarfile extraction filters);"
+        f" this is Python {platform.python_version()}"
+    )
+    assert (run.returncode, run.stderr.splitlines(), termination.read_text()) == (1, [line], line + "\n")
+
+
+def test_the_package_requires_the_python_with_extraction_filters() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == f">={FILTERS_PYTHON}"

@@ -70,6 +70,22 @@ def test_failure_reports_one_reason_line_the_operator_reads_back(server: HttpSer
     )
 
 
+def test_a_server_unavailable_through_every_attempt_is_read_back_as_retries_exhausted(
+    files: StaticFiles, server: HttpServer, tmp_path: Path
+) -> None:
+    files.scripted[("GET", "/models/model.onnx")] = [Reply(503)] * 2
+    run = run_fetch_cli(
+        ["--uri", f"{server.url}/models/model.onnx", "--dest", str(tmp_path / "model"), "--attempts", "2"],
+        tmp_path / "termination",
+    )
+    message = (
+        f"gave up after 2 attempts over 0s: {server.url}/models/model.onnx: the server answered HTTP 503"
+    )
+    assert (run.exit_code, run.termination) == (1, f"RetriesExhausted: {message}\n")
+    state = model_state_from_pods([pod_terminated_with(1, run.termination)])
+    assert state == ModelState(False, "RetriesExhausted", message)
+
+
 def test_a_malformed_sha256_is_a_clear_failure(server: HttpServer, tmp_path: Path) -> None:
     run = run_fetch_cli(
         ["--uri", f"{server.url}/models/model.onnx", "--dest", str(tmp_path), "--sha256", "abc"],

@@ -8,7 +8,15 @@ import pytest
 
 from modeldeploy.storage.errors import AccessDenied, FetchError, ModelNotFound
 from modeldeploy.storage.fetch import fetch_model
-from tests.unit.storage_servers import FakeHub, HttpServer, manifest_digest, model_tree, quick_request
+from modeldeploy.storage.schemes.hf import HubError
+from tests.unit.storage_servers import (
+    FakeHub,
+    HttpServer,
+    Reply,
+    manifest_digest,
+    model_tree,
+    quick_request,
+)
 
 REPO = "acme/sentiment"
 TOKEN = "hf_private_token_0123456789"
@@ -98,6 +106,33 @@ def test_a_wrong_token_is_access_denied(
     with pytest.raises(AccessDenied, match=f"^access to hf://{REPO} was denied \\(HTTP 401\\)") as raised:
         fetch_model(quick_request(f"hf://{REPO}", tmp_path))
     assert "hf_wrong_token" not in str(raised.value)
+
+
+JSON = {"Content-Type": "application/json"}
+COMMIT = FakeHub(REPO, {}).commit
+
+
+@pytest.mark.parametrize(
+    ("revision", "path", "reply", "words"),
+    [
+        ("main", f"/api/models/{REPO}/revision/main", Reply(body=b"[]", headers=JSON), "not list"),
+        (COMMIT, f"/api/models/{REPO}/tree/{COMMIT}", Reply(body=b'{"files": []}', headers=JSON), "string"),
+        ("main", f"/api/models/{REPO}/revision/main", Reply(body=b"<html>Sign in</html>"), "Expecting value"),
+    ],
+    ids=["a list for the model info", "an object for the file listing", "a web page"],
+)
+def test_a_hub_answering_an_unexpected_shape_is_a_hub_error_naming_the_endpoint(
+    hub: FakeHub, server: HttpServer, tmp_path: Path, revision: str, path: str, reply: Reply, words: str
+) -> None:
+    hub.replaced[path] = reply
+    with pytest.raises(HubError) as raised:
+        fetch_model(quick_request(f"hf://{REPO}@{revision}", tmp_path))
+    message = str(raised.value)
+    expected = f"{server.url} (HF_ENDPOINT) answered an unexpected response for {REPO}@{revision}: "
+    assert message.startswith(expected), message
+    assert words in message
+    asked = [seen for _, seen in server.requests.seen if seen.partition("?")[0] == path]
+    assert len(asked) == 1, "not retried"
 
 
 @pytest.mark.parametrize("uri", ["hf://sentiment", "hf://acme/sentiment/extra", "hf://acme/sentiment@v1@v2"])

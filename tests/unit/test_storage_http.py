@@ -2,6 +2,7 @@
 
 import io
 import logging
+import re
 import socket
 import tarfile
 import threading
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modeldeploy.storage.archives import UnsafeArchive
-from modeldeploy.storage.errors import AccessDenied, FetchError, ModelNotFound, TransientError
+from modeldeploy.storage.errors import AccessDenied, FetchError, ModelNotFound, RetriesExhausted
 from modeldeploy.storage.fetch import fetch_model, read_marker
 from tests.unit.storage_servers import (
     HttpServer,
@@ -117,11 +118,26 @@ def test_server_errors_and_throttling_are_retried(
     assert gets(server) == 3
 
 
+def test_a_server_unavailable_through_every_attempt_is_reported_as_retries_exhausted(
+    files: StaticFiles, server: HttpServer, tmp_path: Path
+) -> None:
+    files.scripted[("GET", "/models/model.onnx")] = [Reply(503), Reply(429), Reply(503)]
+    with pytest.raises(RetriesExhausted) as raised:
+        fetch_model(quick_request(f"{server.url}/models/model.onnx", tmp_path, attempts=3))
+    assert re.fullmatch(
+        rf"gave up after 3 attempts over \d+s: {server.url}/models/model.onnx: the server answered HTTP 503",
+        str(raised.value),
+    )
+    assert gets(server) == 3
+
+
 def test_an_unreachable_server_is_retried_then_reported(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    with pytest.raises(TransientError, match=r"gave up after 2 attempts\)$"):
+    with pytest.raises(
+        RetriesExhausted, match=rf"^gave up after 2 attempts over \d+s: http://127.0.0.1:{closed_port}/"
+    ):
         fetch_model(quick_request(f"http://127.0.0.1:{closed_port}/model.onnx", tmp_path, attempts=2))
 
 
@@ -129,7 +145,7 @@ def test_an_interrupted_download_leaves_no_partial_model(
     files: StaticFiles, server: HttpServer, tmp_path: Path
 ) -> None:
     files.scripted[("GET", "/models/model.onnx")] = [Reply(body=WEIGHTS, cut_after=len(WEIGHTS) // 2)] * 2
-    with pytest.raises(TransientError, match=r"gave up after 2 attempts\)$"):
+    with pytest.raises(RetriesExhausted, match=r"^gave up after 2 attempts over \d+s: "):
         fetch_model(quick_request(f"{server.url}/models/model.onnx", tmp_path, attempts=2))
     assert gets(server) == 2
     assert sorted(path.name for path in tmp_path.iterdir()) == [".modeldeploy-lock"]
@@ -141,7 +157,7 @@ def test_a_failed_fetch_keeps_the_model_already_there(
     fetch_model(quick_request(f"{server.url}/models/model.tar.gz", tmp_path))
     marker = read_marker(tmp_path)
     files.scripted[("GET", "/models/model.onnx")] = [Reply(body=WEIGHTS, cut_after=1000)]
-    with pytest.raises(TransientError):
+    with pytest.raises(RetriesExhausted, match=r"^gave up after 1 attempt over \d+s: "):
         fetch_model(quick_request(f"{server.url}/models/model.onnx", tmp_path, attempts=1))
     assert model_tree(tmp_path) == TREE
     assert read_marker(tmp_path) == marker

@@ -7,9 +7,11 @@ from modeldeploy.storage.termination import (
     CHECKSUM_MISMATCH,
     FETCH_FAILED,
     FETCHING,
+    HUB_ERROR,
     MESSAGE_LIMIT,
     MODEL_FETCHED,
     MODEL_NOT_FOUND,
+    RETRIES_EXHAUSTED,
     ModelState,
     failure_line,
     model_state_from_pods,
@@ -45,7 +47,14 @@ def test_a_successful_fetch_gives_its_digest() -> None:
 
 
 def test_each_failure_reason_is_read_back() -> None:
-    for reason in (MODEL_NOT_FOUND, ACCESS_DENIED, CHECKSUM_MISMATCH, FETCH_FAILED):
+    for reason in (
+        MODEL_NOT_FOUND,
+        ACCESS_DENIED,
+        CHECKSUM_MISMATCH,
+        RETRIES_EXHAUSTED,
+        HUB_ERROR,
+        FETCH_FAILED,
+    ):
         state = model_state_from_pods(
             [pod(terminated(1, failure_line(reason, "s3://models/x: it went wrong")))]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import stat
 import tarfile
 import zipfile
@@ -12,18 +13,30 @@ from modeldeploy.storage.errors import FetchError
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 ZIP_SUFFIXES = (".zip",)
+# tarfile's extraction filters (PEP 706) came with this release; pyproject.toml requires it.
+FILTERS_PYTHON = "3.11.4"
 
+# By name, so that this module imports on a Python without them and require_extraction_filters can say so.
 _REFUSALS = {
-    tarfile.AbsolutePathError: "has an absolute path",
-    tarfile.OutsideDestinationError: "would be written outside the model directory",
-    tarfile.AbsoluteLinkError: "is a link to an absolute path",
-    tarfile.LinkOutsideDestinationError: "is a link pointing outside the model directory",
-    tarfile.SpecialFileError: "is a device or a pipe",
+    "AbsolutePathError": "has an absolute path",
+    "OutsideDestinationError": "would be written outside the model directory",
+    "AbsoluteLinkError": "is a link to an absolute path",
+    "LinkOutsideDestinationError": "is a link pointing outside the model directory",
+    "SpecialFileError": "is a device or a pipe",
 }
 
 
 class UnsafeArchive(FetchError):
     pass
+
+
+def require_extraction_filters() -> None:
+    """Refuse to fetch on a Python whose tarfile cannot extract safely, naming the Python needed."""
+    if not hasattr(tarfile, "data_filter"):
+        raise FetchError(
+            f"fetch-model needs Python {FILTERS_PYTHON} or newer (tarfile extraction filters);"
+            f" this is Python {platform.python_version()}"
+        )
 
 
 def is_archive(name: str) -> bool:
@@ -52,7 +65,7 @@ def _untar(archive: Path, dest: Path, shown_uri: str) -> None:
         try:
             tar.extractall(dest, filter=strict_data_filter)
         except tarfile.FilterError as error:
-            refusal = _REFUSALS.get(type(error), "is unsafe")
+            refusal = _REFUSALS.get(type(error).__name__, "is unsafe")
             raise UnsafeArchive(f"{shown_uri}: archive member {error.tarinfo.name!r} {refusal}") from error
 
 

@@ -12,6 +12,7 @@ from modeldeploy.storage.termination import (
     CHECKSUM_MISMATCH,
     FETCH_FAILED,
     MODEL_NOT_FOUND,
+    RETRIES_EXHAUSTED,
 )
 
 # Local failures that another attempt would meet again.
@@ -53,6 +54,12 @@ class TransientError(FetchError):
     """Worth another attempt: connection trouble, throttling, a server error."""
 
     transient = True
+
+
+class RetriesExhausted(FetchError):
+    """A transient error that lasted through every attempt."""
+
+    reason = RETRIES_EXHAUSTED
 
 
 def classify(error: BaseException, shown_uri: str) -> FetchError:

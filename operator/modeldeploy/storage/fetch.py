@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from modeldeploy.storage.archives import require_extraction_filters
 from modeldeploy.storage.digest import RESERVED_PREFIX, model_digest, model_files
-from modeldeploy.storage.errors import ChecksumMismatch, FetchError, ModelNotFound, classify
+from modeldeploy.storage.errors import ChecksumMismatch, FetchError, ModelNotFound, RetriesExhausted, classify
 from modeldeploy.storage.progress import Progress
 from modeldeploy.storage.schemes import Scheme, Source, scheme_for
 
@@ -64,6 +65,7 @@ class FetchResult:
 
 def fetch_model(request: FetchRequest) -> FetchResult:
     """Make `request.dest` hold the model of `request.source`, and say which digest it has."""
+    require_extraction_filters()
     scheme = scheme_for(request.source)
     shown = request.source.shown
     if request.dest.exists() and not request.dest.is_dir():
@@ -113,6 +115,7 @@ def _download(scheme: Scheme, request: FetchRequest, identity: str | None) -> st
 
 def _attempt(action: Callable[[], T], request: FetchRequest) -> T:
     """Run `action`, again after a growing pause while it fails with a transient error."""
+    started = time.monotonic()
     attempt = 1
     while True:
         try:
@@ -122,7 +125,9 @@ def _attempt(action: Callable[[], T], request: FetchRequest) -> T:
             if not error.transient:
                 raise error from raised
             if attempt >= request.attempts:
-                raise type(error)(f"{error} (gave up after {attempt} attempts)") from raised
+                tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                elapsed = round(time.monotonic() - started)
+                raise RetriesExhausted(f"gave up after {tries} over {elapsed}s: {error}") from raised
             pause = min(request.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
             log.warning(
                 "attempt %d of %d failed: %s; retrying in %.1f s", attempt, request.attempts, error, pause

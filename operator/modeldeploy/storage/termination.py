@@ -20,9 +20,18 @@ MODEL_FETCHED = "ModelFetched"
 MODEL_NOT_FOUND = "ModelNotFound"
 ACCESS_DENIED = "AccessDenied"
 CHECKSUM_MISMATCH = "ChecksumMismatch"
+RETRIES_EXHAUSTED = "RetriesExhausted"
+HUB_ERROR = "HubError"
 FETCH_FAILED = "FetchFailed"
 FETCHING = "Fetching"
-FAILURE_REASONS = (MODEL_NOT_FOUND, ACCESS_DENIED, CHECKSUM_MISMATCH, FETCH_FAILED)
+FAILURE_REASONS = (
+    MODEL_NOT_FOUND,
+    ACCESS_DENIED,
+    CHECKSUM_MISMATCH,
+    RETRIES_EXHAUSTED,
+    HUB_ERROR,
+    FETCH_FAILED,
+)
 
 # Kubernetes keeps at most 4096 bytes of a termination message.
 MESSAGE_LIMIT = 4096

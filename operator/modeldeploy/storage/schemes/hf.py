@@ -6,6 +6,7 @@ revision is a branch, a tag or a commit; the default is main.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx2  # huggingface_hub's HTTP client: its transport errors reach us unwrapped
-from huggingface_hub import HfApi, snapshot_download
+from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import (
     GatedRepoError,
     LocalEntryNotFoundError,
@@ -24,13 +25,23 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import disable_progress_bars
 
 from modeldeploy.storage.errors import AccessDenied, FetchError, ModelNotFound, TransientError
+from modeldeploy.storage.redact import redact_uri
 from modeldeploy.storage.schemes import Source
+from modeldeploy.storage.termination import HUB_ERROR
 
 DEFAULT_REVISION = "main"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # snapshot_download keeps its bookkeeping here inside local_dir; it is not part of the model.
 _LOCAL_CACHE = Path(".cache", "huggingface")
+# What huggingface_hub raises when the Hub's JSON is not shaped as it expects (a mirror, another API version).
+_UNEXPECTED_RESPONSE = (TypeError, AttributeError, KeyError, AssertionError, json.JSONDecodeError)
+
+
+class HubError(FetchError):
+    """The Hub, or the mirror at HF_ENDPOINT, answered something huggingface_hub cannot read."""
+
+    reason = HUB_ERROR
 
 
 class HuggingFace:
@@ -43,7 +54,7 @@ class HuggingFace:
     def identify(self, source: Source) -> str:
         repo_id, revision = _repository(source)
         if not _COMMIT.match(revision):
-            with _hub_errors(source, revision):
+            with _hub_errors(source):
                 commit = (
                     HfApi(endpoint=_endpoint(), token=_token()).model_info(repo_id, revision=revision).sha
                 )
@@ -53,7 +64,7 @@ class HuggingFace:
     def fetch(self, source: Source, staging_dir: Path, scratch_dir: Path) -> None:
         repo_id, revision = _repository(source)
         disable_progress_bars()  # fetch-model logs its own progress
-        with _hub_errors(source, revision):
+        with _hub_errors(source):
             snapshot_download(
                 repo_id,
                 revision=revision,
@@ -92,7 +103,8 @@ def _token() -> str | bool:
 
 
 @contextmanager
-def _hub_errors(source: Source, revision: str) -> Iterator[None]:
+def _hub_errors(source: Source) -> Iterator[None]:
+    repo_id, revision = _repository(source)
     try:
         yield
     except GatedRepoError as error:
@@ -110,3 +122,8 @@ def _hub_errors(source: Source, revision: str) -> Iterator[None]:
         ) from error
     except httpx2.TransportError as error:
         raise TransientError(f"{source.shown}: {error}") from error
+    except _UNEXPECTED_RESPONSE as error:
+        endpoint = f"{redact_uri(hub)} (HF_ENDPOINT)" if (hub := _endpoint()) else constants.ENDPOINT
+        raise HubError(
+            f"{endpoint} answered an unexpected response for {repo_id}@{revision}: {error}"
+        ) from error
