@@ -14,8 +14,11 @@ import pytest
 import yaml
 
 from modeldeploy.api.models import PROVIDERS, ModelDeployment
+from modeldeploy.compare import FIELD_MANAGER
 from modeldeploy.traffic import ROUTERS, Routing, router_for
 from tests.cluster.conftest import Kubectl
+from tests.cluster.modeldeployments import manifest, wait_condition, wait_status
+from tests.cluster.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STABLE = "7f9c2d0000"
@@ -85,11 +88,21 @@ def read_back(kubectl: Kubectl, objects: list[dict[str, Any]]) -> list[dict[str,
     return served["items"] if served.get("kind") == "List" else [served]
 
 
+def apply_as_operator(kubectl: Kubectl, objects: list[dict[str, Any]]) -> None:
+    """Server-side apply under the operator's field manager, so that the read-back compares
+    the lists it owns whole exactly, as the operator does: whatever a real CRD defaults in
+    them and a router does not render shows here as a mismatch."""
+    kubectl.run(
+        "apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", "-",
+        input=yaml.safe_dump_all(objects),
+    )  # fmt: skip
+
+
 def sweep(kubectl: Kubectl, md: ModelDeployment) -> None:
     router = router_for(md.spec.traffic.provider)
     for weight in WEIGHTS:
         objects = without_owner(router.desired(md, routing(weight)))
-        kubectl.apply(objects)
+        apply_as_operator(kubectl, objects)
 
         state = router.routed(md, read_back(kubectl, objects), routing(weight))
 
@@ -180,3 +193,52 @@ def test_required_crds_are_exactly_the_crds_of_the_managed_kinds(kubectl: Kubect
         )
         for api_version, kind in router.managed_kinds:
             assert kind in served_kinds(kubectl, api_version), (router.provider, api_version, kind)
+
+
+# provider -> (resource of its route, what mirror and timeout look like in the route's rules).
+ROUTES_WITH_MIRROR_AND_TIMEOUT = {
+    "gateway-api": (
+        "httproute.gateway.networking.k8s.io/m",
+        lambda spec: [key for rule in spec["rules"] for key in ("filters", "timeouts") if key in rule],
+    ),
+    "istio": (
+        "virtualservice.networking.istio.io/m",
+        lambda spec: [
+            key for route in spec["http"] for key in ("mirror", "mirrorPercentage", "timeout") if key in route
+        ],
+    ),
+}
+
+
+@pytest.mark.usefixtures("operator")
+@pytest.mark.parametrize("provider", sorted(ROUTES_WITH_MIRROR_AND_TIMEOUT))
+def test_removing_mirror_and_timeout_from_the_spec_removes_them_from_the_route(
+    kubectl: Kubectl, namespace: str, provider: str
+) -> None:
+    """Issue 15: the route follows the spec exactly. A mirror left on an HTTPRoute makes
+    Traefik, which does not implement RequestMirror, answer 500 on every request of the rule."""
+    resource, features = ROUTES_WITH_MIRROR_AND_TIMEOUT[provider]
+    traffic = {"provider": provider, "hosts": ["m.example.com"], "mirror": {"percent": 20}, "timeout": "5s"}
+
+    def route_features() -> list[str]:
+        return list(features(kubectl.json("get", resource, "-n", namespace)["spec"]))
+
+    kubectl.apply(manifest("m", traffic=traffic, rollout={"canary": {"weight": 0}}), "-n", namespace)
+    wait_condition(kubectl, namespace, "m", "Ready", "True")
+    # The mirror targets the canary: start one.
+    canary = manifest(
+        "m", image="ghcr.io/example/server:2", traffic=traffic, rollout={"canary": {"weight": 10}}
+    )
+    kubectl.apply(canary, "-n", namespace)
+    wait_status(kubectl, namespace, "m", canaryWeight=10)
+    everything = {"gateway-api": ["filters", "timeouts"], "istio": ["mirror", "mirrorPercentage", "timeout"]}
+    wait_for("the route to mirror and time out", lambda: route_features() == everything[provider])
+
+    remove = [
+        {"op": "remove", "path": "/spec/traffic/mirror"},
+        {"op": "remove", "path": "/spec/traffic/timeout"},
+    ]
+    kubectl.run("patch", "modeldeployment", "m", "-n", namespace, "--type=json", "-p", json.dumps(remove))
+
+    wait_for("the route to lose mirror and timeout", lambda: route_features() == [], timeout=10)
+    assert wait_status(kubectl, namespace, "m", canaryWeight=10)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modeldeploy.api.models import ModelDeployment, Traffic
+from modeldeploy.compare import FIELD_MANAGER, needs_apply
 from modeldeploy.render import common
 
 TRAFFIC_COMPONENT = "traffic"
@@ -170,51 +171,19 @@ def find(live: Iterable[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
     return None
 
 
-# Maps where an added key changes what is selected or matched (paths of map keys, list
-# positions left out): these must be equal, not merely contain what we set.
-EXACT_MAPS = frozenset({("spec", "selector"), ("spec", "http", "match", "headers")})
-
-
-def contains(wanted: Any, actual: Any, path: tuple[str, ...] = ()) -> bool:
-    """Whether `actual` holds everything `wanted` sets.
-
-    Maps may carry extra keys (the API server adds defaults such as a backendRef's group and
-    kind, or a Service's clusterIP), except the EXACT_MAPS; lists must match item by item,
-    since an added rule or backend changes what is routed."""
-    if isinstance(wanted, dict):
-        return (
-            isinstance(actual, dict)
-            and (path not in EXACT_MAPS or actual.keys() == wanted.keys())
-            and all(
-                key in actual and contains(value, actual[key], (*path, key)) for key, value in wanted.items()
-            )
-        )
-    if isinstance(wanted, list):
-        return (
-            isinstance(actual, list)
-            and len(wanted) == len(actual)
-            and all(contains(w, a, path) for w, a in zip(wanted, actual, strict=True))
-        )
-    return bool(wanted == actual)
-
-
-def _compared_fields(obj: dict[str, Any]) -> dict[str, Any]:
-    # Ownership is left out: it does not route anything, and objects applied without an
-    # owner (tests, a restored backup) would otherwise never match.
-    metadata = obj.get("metadata", {})
-    return {
-        "spec": obj.get("spec", {}),
-        "labels": metadata.get("labels", {}),
-        "annotations": metadata.get("annotations", {}),
-    }
+# Ownership routes nothing, and objects applied without an owner (tests, a restored backup)
+# would otherwise never match.
+_NOT_COMPARED = (("metadata", "ownerReferences"),)
 
 
 def matches_desired(
     router: Router, md: ModelDeployment, live: list[dict[str, Any]], routing: Routing
 ) -> bool:
-    """Every object `router` renders is live with the fields we set, and no other object of
-    its kinds is left in `live` (a canary Ingress after promotion, an HTTPRoute after a
-    switch to gRPC)."""
+    """Every object `router` renders is live as applying it would leave it, by the one
+    comparison the controller uses before it applies (`modeldeploy.compare.needs_apply`: a
+    field we set before and no longer render, such as a removed mirror filter, is a
+    difference; server defaults are not), and no other object of its kinds is left in
+    `live` (a canary Ingress after promotion, an HTTPRoute after a switch to gRPC)."""
     try:
         desired = router.desired(md, routing)
     except ValueError:
@@ -222,7 +191,7 @@ def matches_desired(
         return False
     for wanted in desired:
         actual = find(live, wanted["kind"], wanted["metadata"]["name"])
-        if actual is None or not contains(_compared_fields(wanted), _compared_fields(actual)):
+        if actual is None or needs_apply(wanted, actual, FIELD_MANAGER, _NOT_COMPARED):
             return False
     kinds = {kind for _, kind in router.managed_kinds}
     wanted_keys = {(obj["kind"], obj["metadata"]["name"]) for obj in desired}

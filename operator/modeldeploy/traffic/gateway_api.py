@@ -118,7 +118,7 @@ class GatewayAPIRouter:
                     {
                         "type": "RequestMirror",
                         "requestMirror": {
-                            "backendRef": {"name": canary_service_name(md), "port": service_port(md)},
+                            "backendRef": _service_ref(md, canary_service_name(md)),
                             "percent": mirror_percent(traffic),
                         },
                     }
@@ -131,8 +131,15 @@ def _route_kind(md: ModelDeployment) -> str:
     return "GRPCRoute" if md.spec.runtime.protocol == "grpc" else "HTTPRoute"
 
 
+def _service_ref(md: ModelDeployment, service: str) -> dict[str, Any]:
+    """A reference to a Service, with the `group` and `kind` the API server would default:
+    the route is rendered as the server stores it, so that it compares exactly (its lists are
+    atomic; see modeldeploy.compare)."""
+    return {"group": "", "kind": "Service", "name": service, "port": service_port(md)}
+
+
 def _backend(md: ModelDeployment, service: str, weight: int) -> dict[str, Any]:
-    return {"name": service, "port": service_port(md), "weight": weight}
+    return {**_service_ref(md, service), "weight": weight}
 
 
 def _routed_weight(md: ModelDeployment, route: dict[str, Any]) -> int | None:
