@@ -7,7 +7,7 @@ KUBECTL := .cluster/bin/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
 PYTHON_SOURCES := operator tests bench
 
-.PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries bench bench-real clean
+.PHONY: install test unit test-cluster lint format typecheck crds demo demo-down cluster-up cluster-down cluster-status binaries image bench bench-real clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ crds: install
 
 binaries:
 	hack/build-binaries.sh all
+
+# The images without Docker (root; buildah, podman): localhost/modeldeploy:dev, the sample model
+# server and pause images, their archives in ~/.cache/modeldeploy/images, and a smoke test.
+image:
+	hack/images/build modeldeploy sample-server pause smoke
 
 # REAL_NODE=1 adds real-1, a node that runs containers (root, overlayfs and cgroup v1 needed).
 cluster-up:
