@@ -1,4 +1,5 @@
-"""A real Prometheus scraping a synthetic model server with two revisions, for the whole session.
+"""A real Prometheus for the whole session, scraping a synthetic model server with two
+revisions and one stand-in exporter per analysis source (tests/analysis/data_planes.py).
 
 Revision "good" answers 1% errors with a known latency histogram, revision "bad" 20% errors
 (tests/prometheus_server.py has the machinery).
@@ -7,10 +8,19 @@ Revision "good" answers 1% errors with a known latency histogram, revision "bad"
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
-from tests.prometheus_server import ServedRevision, SyntheticModelServer, exporting, running_prometheus
+from tests.analysis.data_planes import STAND_INS, all_series
+from tests.prometheus_server import (
+    DataPlaneExporter,
+    ServedRevision,
+    SyntheticModelServer,
+    exporting,
+    exporting_text,
+    running_prometheus,
+)
 
 NAMESPACE = "ml"
 MODEL = "sentiment"
@@ -33,7 +43,24 @@ def exporter() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a running Prometheus that has scraped the exporter a few times."""
-    with running_prometheus(exporter, tmp_path_factory.mktemp("prometheus")) as address:
+def data_planes() -> Iterator[dict[str, str]]:
+    """host:port of each source's stand-in exporter, by source."""
+    with ExitStack() as stack:
+        addresses = {}
+        for source in STAND_INS:
+            exporter = DataPlaneExporter()
+            exporter.serve(*all_series(source))
+            addresses[source] = stack.enter_context(exporting_text(exporter))
+        yield addresses
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    exporter: str, data_planes: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Base URL of a running Prometheus that has scraped every exporter a few times."""
+    jobs = {"model-servers": exporter} | {
+        f"data-plane-{source}": address for source, address in data_planes.items()
+    }
+    with running_prometheus(jobs, tmp_path_factory.mktemp("prometheus")) as address:
         yield address

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from modeldeploy.api.models import Analysis, AnalysisRun
+from modeldeploy.rollout.analysis import Target
 from modeldeploy.rollout.prometheus import measure, query
 from tests.analysis.conftest import GOOD_REQUESTS_PER_SECOND, MODEL, NAMESPACE
 from tests.loopback import free_port
@@ -24,7 +25,9 @@ def analysis_of(address: str, *metrics: dict) -> Analysis:
 
 
 async def measure_revision(analysis: Analysis, revision: str) -> tuple[AnalysisRun, ...]:
-    return await measure(analysis, MODEL, NAMESPACE, revision, datetime.now(UTC))
+    return await measure(
+        analysis, Target(name=MODEL, namespace=NAMESPACE, revision=revision), datetime.now(UTC)
+    )
 
 
 async def test_success_rate_and_p99_of_a_healthy_revision(prometheus: str) -> None:

@@ -44,7 +44,9 @@ TRAFFIC = {"provider": "gateway-api", "gateway": {"name": "ml-gateway"}, "hosts"
 STABLE_IMAGE = "ghcr.io/example/server:1"
 CANARY_IMAGE = "ghcr.io/example/server:2"
 INTERVAL_SECONDS = 2
-SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "min": 0.95}
+# The synthetic model server serves the model-server convention; with gateway-api the source
+# must be named (nothing here stands in for the Gateway's data plane).
+SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "min": 0.95, "source": "model-server"}
 HEALTHY = {"200": 50.0}
 # 30% of the canary's answers are server errors: a success rate of 0.7.
 ERRORS = {"200": 35.0, "503": 15.0}

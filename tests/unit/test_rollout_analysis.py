@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import math
+import pkgutil
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
+from pydantic import ValidationError
 
-from modeldeploy.api.models import Analysis, Metric, Step
+from modeldeploy.api.models import Analysis, AnalysisSource, Metric, ModelDeployment, Step, Traffic
+from modeldeploy.rollout import sources
 from modeldeploy.rollout.analysis import (
     QueryResult,
     Target,
@@ -17,6 +21,7 @@ from modeldeploy.rollout.analysis import (
     merged,
     problem_of,
     render_query,
+    target_of,
 )
 from modeldeploy.rollout.steps import describe_step, weight_at
 from modeldeploy.rollout.timing import format_timestamp, parse_duration, parse_timestamp
@@ -24,6 +29,26 @@ from tests.unit.test_rollout_support import PROMETHEUS
 
 TARGET = Target(name="sentiment", namespace="ml", revision="1b03e8aa00")
 TIME = "2025-03-01T12:00:00Z"
+MINUTE = timedelta(minutes=1)
+
+
+def success_rate(source: str | None = None) -> Metric:
+    return Metric(name="ok", template="success-rate", min=0.99, source=source)
+
+
+def latency_p99(source: str | None = None) -> Metric:
+    return Metric(name="p99", template="latency-p99", max=0.5, source=source)
+
+
+def at(provider: str, *, port: int = 8080, protocol: str = "http") -> Target:
+    return Target(
+        name="sentiment",
+        namespace="ml",
+        revision="1b03e8aa00",
+        port=port,
+        protocol=protocol,
+        provider=provider,
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,6 +90,162 @@ def test_latency_p99_is_a_quantile_of_the_revision_histogram() -> None:
     assert query == (
         "histogram_quantile(0.99, sum by (le) (rate(modeldeploy_request_duration_seconds_bucket"
         '{namespace="ml",model="sentiment",revision="1b03e8aa00"}[30s])))'
+    )
+
+
+# One pair per source: the exact series and label selectors a data plane's own metrics carry
+# for the canary (where each was read: the source modules' docstrings).
+SOURCE_QUERIES = {
+    "traefik": (
+        "gateway-api",
+        'service="ml-sentiment-canary-http-8080@kubernetesgateway"',
+        "traefik_service_requests_total",
+        "code",
+        "5..",
+        "traefik_service_request_duration_seconds_bucket",
+        "",
+    ),
+    "istio": (
+        "istio",
+        'reporter="destination",destination_workload_namespace="ml",'
+        'destination_workload="sentiment-1b03e8aa00"',
+        "istio_requests_total",
+        "response_code",
+        "5..",
+        "istio_request_duration_milliseconds_bucket",
+        " / 1000",
+    ),
+    "nginx": (
+        "nginx",
+        'namespace="ml",ingress="sentiment",canary="ml-sentiment-canary-8080"',
+        "nginx_ingress_controller_requests",
+        "status",
+        "5.*",
+        "nginx_ingress_controller_request_duration_seconds_bucket",
+        "",
+    ),
+    "envoy-gateway": (
+        "gateway-api",
+        'envoy_cluster_name="service/ml/sentiment-canary/8080/http"',
+        "envoy_cluster_upstream_rq",
+        "envoy_response_code",
+        "5..",
+        "envoy_cluster_upstream_rq_time_bucket",
+        " / 1000",
+    ),
+    "model-server": (
+        "gateway-api",
+        'namespace="ml",model="sentiment",revision="1b03e8aa00"',
+        "modeldeploy_requests_total",
+        "code",
+        "5..",
+        "modeldeploy_request_duration_seconds_bucket",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_QUERIES))
+def test_each_source_renders_its_data_planes_series_of_the_canary(source: str) -> None:
+    provider, selector, requests, code, errors, buckets, to_seconds = SOURCE_QUERIES[source]
+    assert render_query(success_rate(source), at(provider), MINUTE) == (
+        f'sum(rate({requests}{{{selector},{code}!~"{errors}"}}[60s]))'
+        f" / sum(rate({requests}{{{selector}}}[60s]))"
+    )
+    assert render_query(latency_p99(source), at(provider), MINUTE) == (
+        f"histogram_quantile(0.99, sum by (le) (rate({buckets}{{{selector}}}[60s]))){to_seconds}"
+    )
+
+
+def test_every_source_in_the_api_has_its_module_and_queries_and_nothing_else() -> None:
+    allowed = set(get_args(AnalysisSource))
+    modules = {info.name for info in pkgutil.iter_modules(sources.__path__)} - {"base"}
+    assert {module.replace("_", "-") for module in modules} == allowed
+    assert set(sources.SOURCES) == allowed
+    assert set(SOURCE_QUERIES) == allowed
+    providers = set(get_args(Traffic.model_fields["provider"].annotation))
+    assert set(sources.DEFAULT_SOURCES) == providers - {"gateway-api"}
+    assert set(sources.DEFAULT_SOURCES.values()) <= allowed
+
+
+def test_grpc_servers_are_named_as_each_gateway_names_grpc_backends() -> None:
+    grpc = at("gateway-api", port=9000, protocol="grpc")
+    assert 'service="ml-sentiment-canary-9000-grpc@kubernetesgateway"' in render_query(
+        success_rate("traefik"), grpc, MINUTE
+    )
+    assert 'envoy_cluster_name="service/ml/sentiment-canary/9000/grpc"' in render_query(
+        success_rate("envoy-gateway"), grpc, MINUTE
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "source"),
+    [("istio", "istio"), ("nginx", "nginx"), ("smi", "model-server"), ("service", "model-server")],
+)
+def test_an_unset_source_follows_the_traffic_provider(provider: str, source: str) -> None:
+    assert render_query(success_rate(), at(provider), MINUTE) == render_query(
+        success_rate(source), at(provider), MINUTE
+    )
+
+
+def test_gateway_api_needs_the_source_named_and_says_which_ones_fit() -> None:
+    message = (
+        "metric ok: traffic provider gateway-api does not say which data plane serves the route; "
+        "set the metric's source (model-server, traefik, istio, envoy-gateway)"
+    )
+    with pytest.raises(ValueError) as raised:
+        render_query(success_rate(), at("gateway-api"), MINUTE)
+    assert str(raised.value) == message
+    analysis = Analysis(prometheus=PROMETHEUS, metrics=[success_rate()])
+    assert problem_of(analysis, "gateway-api") == message
+    assert problem_of(analysis) is None  # provider unknown: the model server, as before
+
+
+@pytest.mark.parametrize(
+    ("source", "provider", "needed"),
+    [
+        ("traefik", "istio", "gateway-api"),
+        ("envoy-gateway", "nginx", "gateway-api"),
+        ("nginx", "gateway-api", "nginx"),
+    ],
+)
+def test_a_source_that_cannot_see_the_canary_under_the_provider_is_refused(
+    source: str, provider: str, needed: str
+) -> None:
+    analysis = Analysis(prometheus=PROMETHEUS, metrics=[latency_p99(source)])
+    assert problem_of(analysis, provider) == (
+        f"metric p99: source {source} sees the canary only with traffic provider {needed}, not {provider}"
+    )
+
+
+def test_istio_and_the_model_server_see_a_revision_under_any_provider() -> None:
+    for provider in get_args(Traffic.model_fields["provider"].annotation):
+        for source in ("istio", "model-server"):
+            render_query(success_rate(source), at(provider), MINUTE)
+
+
+def test_a_custom_metric_cannot_name_a_source() -> None:
+    with pytest.raises(ValidationError, match="source applies to the built-in templates only"):
+        Metric(name="x", query="up", min=1, source="traefik")
+    with pytest.raises(ValidationError):
+        Metric(name="x", template="success-rate", min=1, source="linkerd")  # type: ignore[arg-type]
+
+
+def test_the_target_of_a_model_deployment_names_what_its_routes_name() -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "apiVersion": "modeldeploy.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "sentiment", "namespace": "ml"},
+            "spec": {
+                "model": {"uri": "s3://models/sentiment/v7/"},
+                "runtime": {"image": "ghcr.io/example/server:1", "port": 9000, "protocol": "grpc"},
+                "traffic": {"provider": "nginx"},
+            },
+        }
+    )
+    assert target_of(md, "1b03e8aa00") == Target(
+        name="sentiment", namespace="ml", revision="1b03e8aa00", port=9000, protocol="grpc", provider="nginx"
     )
 
 

@@ -349,6 +349,11 @@ class PrometheusRef(Model):
     )
 
 
+AnalysisSource = Literal["model-server", "traefik", "istio", "nginx", "envoy-gateway"]
+"""Where the built-in analysis templates find their series; one module each in
+modeldeploy.rollout.sources."""
+
+
 class Metric(Model):
     """One analysis metric: a built-in template or custom PromQL, with thresholds."""
 
@@ -370,6 +375,12 @@ class Metric(Model):
             holds=lambda metric: metric.min is None or metric.max is None or metric.min <= metric.max,
             field="min",
         ),
+        Rule(
+            cel="self.template != 'custom' || !has(self.source)",
+            message="source applies to the built-in templates only: a custom query names its own series",
+            holds=lambda metric: metric.template != "custom" or metric.source is None,
+            field="source",
+        ),
     )
 
     name: str = Field(
@@ -382,6 +393,14 @@ class Metric(Model):
         default="custom",
         description="success-rate: share of non-5xx responses of the canary revision (0..1); "
         "latency-p99: 99th percentile latency of the canary in seconds; custom: the query below.",
+    )
+    source: AnalysisSource | None = Field(
+        default=None,
+        description="Whose series the built-in templates read (docs/rollout.md): the data plane's own "
+        "(traefik, istio, nginx, envoy-gateway) or the model server's (model-server, the modeldeploy_* "
+        "convention). Unset: by spec.traffic.provider, istio -> istio, nginx -> nginx, smi and service -> "
+        "model-server; gateway-api needs it set, since the provider does not say which data plane serves "
+        "the Gateway.",
     )
     query: str | None = Field(
         default=None,

@@ -44,6 +44,7 @@ from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, 
 from modeldeploy.render.services import render_role_services
 from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
+from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
 from modeldeploy.rollout.timing import format_timestamp
 from modeldeploy.storage.termination import ModelState, model_state_from_pods
@@ -213,9 +214,7 @@ class _Pass:
         if decision.analysis_due is not None:
             self.r.pending_measurements[self.key] = await measure(
                 decision.analysis_due,
-                self.name,
-                self.namespace,
-                decision.status.canary_revision or self.revision,
+                target_of(self.md, decision.status.canary_revision or self.revision),
                 self.now,
             )
             for run in self.r.pending_measurements[self.key]:

@@ -1,14 +1,9 @@
 """Canary analysis, the pure part: which PromQL to run, and what a result means.
 
-Built-in templates assume one metric convention for model servers (documented in
-docs/rollout.md), with the labels `namespace`, `model` and `revision` added by the scrape
-configuration from the pod's namespace and its `modeldeploy.io/model` and
-`modeldeploy.io/revision` labels:
-
-- `modeldeploy_requests_total{code}`: a counter of requests by HTTP status code;
-- `modeldeploy_request_duration_seconds`: a histogram of request latency.
-
-Anything else is a `custom` metric with a PromQL template.
+The built-in templates (success-rate, latency-p99) read the series of one source
+(modeldeploy.rollout.sources: the data plane's own series of Traefik, Istio, ingress-nginx
+or Envoy Gateway, or the model-server convention), chosen per metric or by the traffic
+provider. Anything else is a `custom` metric with a PromQL template.
 """
 
 from __future__ import annotations
@@ -18,23 +13,29 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from modeldeploy.api.models import Analysis, AnalysisRun, Metric
+from modeldeploy.api.models import Analysis, AnalysisRun, Metric, ModelDeployment
+from modeldeploy.render.common import name_of, namespace_of
+from modeldeploy.rollout.sources import source_of
+from modeldeploy.rollout.sources.base import Target
+from modeldeploy.rollout.sources.model_server import LATENCY_METRIC, REQUESTS_METRIC
 from modeldeploy.rollout.timing import parse_duration
 
-REQUESTS_METRIC = "modeldeploy_requests_total"
-LATENCY_METRIC = "modeldeploy_request_duration_seconds"
+__all__ = ["LATENCY_METRIC", "REQUESTS_METRIC", "QueryResult", "Target", "render_query", "target_of"]
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 PLACEHOLDERS = ("revision", "namespace", "name", "interval")
 
 
-@dataclass(frozen=True)
-class Target:
-    """What an analysis looks at: one revision of one ModelDeployment."""
-
-    name: str
-    namespace: str
-    revision: str
+def target_of(md: ModelDeployment, revision: str) -> Target:
+    """The target of an analysis of `revision` (the canary) of `md`."""
+    return Target(
+        name=name_of(md),
+        namespace=namespace_of(md),
+        revision=revision,
+        port=md.spec.runtime.port,
+        protocol=md.spec.runtime.protocol,
+        provider=md.spec.traffic.provider,
+    )
 
 
 @dataclass(frozen=True)
@@ -60,31 +61,15 @@ def interval_of(analysis: Analysis) -> timedelta:
     return timedelta(seconds=max(1, math.ceil(parse_duration(analysis.interval).total_seconds())))
 
 
-def _label_value(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _selector(target: Target) -> str:
-    return (
-        f'namespace="{_label_value(target.namespace)}",model="{_label_value(target.name)}",'
-        f'revision="{_label_value(target.revision)}"'
-    )
-
-
 def render_query(metric: Metric, target: Target, interval: timedelta) -> str:
     """The PromQL of a metric for one revision; raises ValueError for a custom metric without
-    a query or with an unknown placeholder."""
+    a query or with an unknown placeholder, and for a built-in one without a source that can
+    see the canary under the target's traffic provider."""
     window = f"{int(interval.total_seconds())}s"
-    selector = _selector(target)
     if metric.template == "success-rate":
-        return (
-            f'sum(rate({REQUESTS_METRIC}{{{selector},code!~"5.."}}[{window}]))'
-            f" / sum(rate({REQUESTS_METRIC}{{{selector}}}[{window}]))"
-        )
+        return source_of(metric.name, metric.source, target.provider).success_rate(target, window)
     if metric.template == "latency-p99":
-        return (
-            f"histogram_quantile(0.99, sum by (le) (rate({LATENCY_METRIC}_bucket{{{selector}}}[{window}])))"
-        )
+        return source_of(metric.name, metric.source, target.provider).latency_p99(target, window)
     if metric.query is None:
         raise ValueError(f"metric {metric.name}: template custom needs a query")
     values = {
@@ -100,17 +85,19 @@ def render_query(metric: Metric, target: Target, interval: timedelta) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], metric.query)
 
 
-def problem_of(analysis: Analysis) -> str | None:
+def problem_of(analysis: Analysis, provider: str | None = None) -> str | None:
     """Why this analysis can never succeed as configured, or None. Caught before any traffic
     depends on it, so a mistake fails the rollout at once instead of after the inconclusive
-    limit. (Thresholds and custom queries are already checked by the API.)"""
+    limit. (Thresholds and custom queries are already checked by the API.) With the traffic
+    `provider`, also whether each built-in metric has a source that sees the canary."""
     if analysis.prometheus is None:
         return "no Prometheus address (set spec.rollout.canary.analysis.prometheus.address)"
     if not analysis.metrics:
         return "no metrics to measure"
     try:
         for metric in analysis.metrics:
-            render_query(metric, Target(name="x", namespace="x", revision="x"), interval_of(analysis))
+            target = Target(name="x", namespace="x", revision="x", provider=provider)
+            render_query(metric, target, interval_of(analysis))
     except ValueError as error:
         return str(error)
     return None

@@ -64,14 +64,12 @@ def _result_of(body: Any, http_status: int) -> QueryResult:
 
 async def measure(
     analysis: Analysis,
-    md_name: str,
-    namespace: str,
-    revision: str,
+    target: Target,
     now: datetime,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> tuple[AnalysisRun, ...]:
-    """One measurement: every metric of the analysis, queried concurrently at `now`."""
-    target = Target(name=md_name, namespace=namespace, revision=revision)
+    """One measurement of `target` (see analysis.target_of): every metric of the analysis,
+    queried concurrently at `now`."""
     time = format_timestamp(now)
     results = await asyncio.gather(
         *(_measure_metric(analysis, metric, target, now, timeout) for metric in analysis.metrics)

@@ -1,0 +1,82 @@
+"""What every analysis source shares: the target of a measurement, and the two built-in
+queries written once over a source's series names and label selector."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an analysis looks at: one revision of one ModelDeployment, and what a data plane
+    names it by (the canary Service `<name>-canary` on `port`, the Deployment `<name>-<revision>`).
+
+    `provider` is spec.traffic.provider; None where it is not known (then an unset source
+    means the model server, and no source is checked against the provider)."""
+
+    name: str
+    namespace: str
+    revision: str
+    port: int = 8080
+    protocol: str = "http"
+    provider: str | None = None
+
+    @property
+    def canary_service(self) -> str:
+        """The Service of the canary role (modeldeploy.render.services.canary_service_name)."""
+        return f"{self.name}-canary"
+
+    @property
+    def workload(self) -> str:
+        """The Deployment of the revision under a canary strategy
+        (modeldeploy.render.workload.deployment_name)."""
+        return f"{self.name}-{self.revision}"
+
+
+def label_value(text: str) -> str:
+    """`text` as the inside of a double-quoted PromQL label value."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def labels(**pairs: str) -> str:
+    """An exact-match selector body, in the order given: `a="x",b="y"`."""
+    return ",".join(f'{name}="{label_value(value)}"' for name, value in pairs.items())
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the built-in templates read one revision's requests and latency.
+
+    requests: a counter of responses, labelled with the status code in `code_label`;
+    server_errors: the regex of the codes counted as failures;
+    latency_buckets: the `_bucket` series of a latency histogram whose `le` is in
+    `latency_unit` ("s" or "ms"; the template always answers in seconds);
+    selector: the label matchers that pick the target's series out of everything else;
+    providers: the traffic providers under which the selector can match (None: any).
+    """
+
+    name: str
+    requests: str
+    code_label: str
+    latency_buckets: str
+    latency_unit: str
+    selector: Callable[[Target], str]
+    server_errors: str = "5.."
+    providers: tuple[str, ...] | None = None
+
+    def success_rate(self, target: Target, window: str) -> str:
+        """Share of non-5xx responses of the target, 0..1."""
+        selector = self.selector(target)
+        return (
+            f'sum(rate({self.requests}{{{selector},{self.code_label}!~"{self.server_errors}"}}[{window}]))'
+            f" / sum(rate({self.requests}{{{selector}}}[{window}]))"
+        )
+
+    def latency_p99(self, target: Target, window: str) -> str:
+        """99th percentile latency of the target, in seconds."""
+        query = (
+            f"histogram_quantile(0.99, sum by (le) (rate({self.latency_buckets}"
+            f"{{{self.selector(target)}}}[{window}])))"
+        )
+        return query if self.latency_unit == "s" else f"{query} / 1000"
