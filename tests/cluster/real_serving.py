@@ -302,7 +302,8 @@ def start_phases(pod: dict[str, Any], applied_at: float, answered_at: float) -> 
 
 
 def wait_for_answer(address: str, timeout: float = 120) -> float:
-    """The time the first correct prediction came back."""
+    """The time the first correct prediction came back (kube-proxy and the gateway program a
+    new endpoint a moment after the pod is Ready)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -317,3 +318,20 @@ def wait_for_answer(address: str, timeout: float = 120) -> float:
 def real_node_required() -> bool:
     """Under CI the real node must run: a skip would hide that the product was never proven."""
     return os.environ.get("CI", "").lower() == "true"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.cluster.real_serving split HOST N`: N predictions through the local
+    gateway for HOST, counted by the model version that answered (what `make demo` shows)."""
+    if len(argv) != 4 or argv[1] != "split":
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    requests = int(argv[3])
+    counts = Gateway.local().versions(argv[2], requests)
+    for answer, count in sorted(counts.items()):
+        print(f"  {answer:10} {count:5}  {100 * count / requests:5.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

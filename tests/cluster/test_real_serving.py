@@ -20,6 +20,7 @@ from tests.cluster.real_serving import (
     served_model,
     service_address,
     start_real_node,
+    wait_for_answer,
 )
 from tests.cluster.waiting import wait_for
 
@@ -57,8 +58,9 @@ def test_a_model_from_s3_answers_predictions_through_its_service(
     [pod] = pods(kubectl, namespace, "iris")
     assert pod["spec"]["nodeName"] == "real-1"
     assert pod["spec"]["initContainers"][0]["image"] == "localhost/modeldeploy:dev"
-    status, outputs = infer(service_address(kubectl, namespace, "iris"))
-    assert (status, outputs) == (200, IRIS_CLASSES)
+    address = service_address(kubectl, namespace, "iris")
+    wait_for_answer(address, timeout=30)
+    assert infer(address) == (200, IRIS_CLASSES)
 
 
 def test_wrong_s3_credentials_are_access_denied(kubectl: Kubectl, namespace: str, store: ModelStore) -> None:
