@@ -19,8 +19,8 @@ class BrokenPrediction(RuntimeError):
 class BrokenClassifier(LogisticRegression):
     """A fitted LogisticRegression whose predictions always fail."""
 
-    def predict(self, X: Any) -> Any:  # noqa: N803 (scikit-learn's name)
+    def predict(self, X: Any) -> Any:
         raise BrokenPrediction("iris-broken: this model is built to fail every prediction")
 
-    def predict_proba(self, X: Any) -> Any:  # noqa: N803
+    def predict_proba(self, X: Any) -> Any:
         raise BrokenPrediction("iris-broken: this model is built to fail every prediction")

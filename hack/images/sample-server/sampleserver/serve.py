@@ -63,7 +63,13 @@ class SampleServerMiddleware:
                 headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
             elif scope["path"] == "/v2/health/ready" and not await self.registry.get_models():
-                await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 503,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
                 await send({"type": "http.response.body", "body": b'{"error":"no model loaded"}'})
                 return
         await self.app(scope, receive, send)
@@ -81,7 +87,7 @@ async def serve(model_dir: str) -> None:
         fail(f"no model directory at {model_dir} (MODEL_DIR)")
     try:
         settings, models = await load_settings(model_dir)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         traceback.print_exc()
         fail(f"cannot read the model settings under {model_dir}: {reason(error)}")
     if not models:
@@ -95,9 +101,11 @@ async def serve(model_dir: str) -> None:
     async def load_or_exit(model_settings: Any) -> Any:
         try:
             return await load(model_settings)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             traceback.print_exc()
-            fail(f"model {model_settings.name!r} failed to load from {model_uri(model_settings, model_dir)}: {reason(error)}")
+            fail(
+                f"model {model_settings.name!r} failed to load from {model_uri(model_settings, model_dir)}: {reason(error)}"
+            )
 
     registry.load = load_or_exit
     await server.start(models)
