@@ -91,14 +91,14 @@ class ModelStore:
         return secret
 
 
-def served_model(name: str, store: ModelStore, model: str, **spec: Any) -> dict[str, Any]:
+def served_model(name: str, store: ModelStore, stored: str, **spec: Any) -> dict[str, Any]:
     """A ModelDeployment of the sample server on the real node, its model from the store."""
     body: dict[str, Any] = {
         "apiVersion": "modeldeploy.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": name},
         "spec": {
-            "model": {"uri": store.uri(model), "format": "sklearn", "credentialsSecret": CREDENTIALS_SECRET},
+            "model": {"uri": store.uri(stored), "format": "sklearn", "credentialsSecret": CREDENTIALS_SECRET},
             "runtime": {
                 "image": SAMPLE_SERVER,
                 "port": 8080,

@@ -401,11 +401,7 @@ class _Pass:
         status.observed_generation = self.body["metadata"].get("generation")
         status.canary_weight = routed.canary_weight if routed and routed.canary_weight is not None else 0
         status.url = _url(self.md)
-        stable_pods = [
-            p
-            for p in pods
-            if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == status.stable_revision
-        ]
+        stable_pods = _pods_of(pods, status.stable_revision)
         stable_spec = specs.get(status.stable_revision or "", specs[self.revision])
         if is_mounted(stable_spec.model):
             model = ModelState(True, "Mounted", f"{stable_spec.model.uri} is mounted into the server pods")
@@ -438,6 +434,7 @@ class _Pass:
                 conditions = set_condition(
                     conditions, "Progressing", "True", problem.reason, problem.message, self.stamp
                 )
+        conditions = _with_canary_wait_cause(conditions, _pods_of(pods, status.canary_revision), self.stamp)
         status.conditions = conditions
         status.ready = ready
         return status
@@ -583,3 +580,26 @@ def _api_message(error: ApiException) -> str:
         return str(json.loads(error.body).get("message", error.reason))
     except (TypeError, ValueError):
         return str(error.reason)
+
+
+def _pods_of(pods: list[dict[str, Any]], revision: str | None) -> list[dict[str, Any]]:
+    return [p for p in pods if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == revision]
+
+
+def _with_canary_wait_cause(
+    conditions: list[Condition], canary_pods: list[dict[str, Any]], stamp: str
+) -> list[Condition]:
+    """A canary that gets no traffic because its pods are not ready says why in Progressing
+    (a crash loop, an image pull, a failed fetch, no node), as Ready does for stable."""
+    why = capacity.pending_reason(canary_pods)
+    progressing = next((c for c in conditions if c.type == "Progressing"), None)
+    if not why or progressing is None or progressing.status != "True":
+        return conditions
+    return set_condition(
+        conditions,
+        "Progressing",
+        "True",
+        progressing.reason,
+        f"{progressing.message}; canary pods: {why}",
+        stamp,
+    )
