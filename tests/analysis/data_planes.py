@@ -24,6 +24,9 @@ HEALTHY = {"200": 99.0, "500": 1.0}
 FAILING = {"200": 80.0, "503": 20.0}
 HEALTHY_LATENCY_SECONDS = (("0.1", 0.5), ("0.25", 0.9), ("0.5", 0.98), ("1", 1.0), ("+Inf", 1.0))
 FAILING_LATENCY_SECONDS = (("0.5", 0.5), ("1", 0.9), ("2", 0.98), ("4", 1.0), ("+Inf", 1.0))
+# The canary of model "broken" answers every request with 500: it has no series of a good code
+# at all, as a server that fails on every prediction behind a real data plane.
+BROKEN = {"500": 50.0}
 STABLE = {"200": 300.0}
 STABLE_LATENCY_SECONDS = (("0.1", 0.99), ("0.25", 1.0), ("+Inf", 1.0))
 EXPECTED = {"healthy": (0.99, 0.75), "failing": (0.8, 3.0)}
@@ -155,11 +158,13 @@ PROVIDERS = {
 
 
 def all_series(source: str) -> list[DataPlaneSeries]:
-    """The stand-in's whole exposition: models "healthy" and "failing", each stable and canary."""
+    """The stand-in's whole exposition: models "healthy", "failing" and "broken", each stable and canary."""
     make = STAND_INS[source]
     return [
         *make("healthy", "canary", HEALTHY, HEALTHY_LATENCY_SECONDS),
         *make("healthy", "stable", STABLE, STABLE_LATENCY_SECONDS),
         *make("failing", "canary", FAILING, FAILING_LATENCY_SECONDS),
         *make("failing", "stable", STABLE, STABLE_LATENCY_SECONDS),
+        *make("broken", "canary", BROKEN, FAILING_LATENCY_SECONDS),
+        *make("broken", "stable", STABLE, STABLE_LATENCY_SECONDS),
     ]

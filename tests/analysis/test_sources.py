@@ -57,6 +57,15 @@ async def test_a_failing_canary_fails_naming_metric_value_and_threshold(promethe
 
 
 @pytest.mark.parametrize("source", sorted(STAND_INS))
+async def test_a_canary_failing_every_request_measures_zero_not_no_data(prometheus: str, source: str) -> None:
+    # No series of a good code exists at all: found by a real canary behind Traefik, whose
+    # rollback waited for the inconclusive limit because the ratio had no numerator.
+    success, _ = await measure_canary(prometheus, source, "broken")
+    assert (success.verdict, success.value) == ("Failed", 0.0), success
+    assert success.message == "success-rate = 0, below min 0.95"
+
+
+@pytest.mark.parametrize("source", sorted(STAND_INS))
 async def test_a_model_the_data_plane_never_saw_is_inconclusive(prometheus: str, source: str) -> None:
     success, latency = await measure_canary(prometheus, source, "absent")
     assert (success.verdict, latency.verdict) == ("Inconclusive", "Inconclusive")

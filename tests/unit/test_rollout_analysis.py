@@ -80,7 +80,7 @@ def test_success_rate_is_the_share_of_non_5xx_responses_of_the_revision() -> Non
     query = render_query(Metric(name="ok", template="success-rate", min=0.99), TARGET, timedelta(minutes=1))
     selector = 'namespace="ml",model="sentiment",revision="1b03e8aa00"'
     assert query == (
-        f'sum(rate(modeldeploy_requests_total{{{selector},code!~"5.."}}[60s]))'
+        f'(sum(rate(modeldeploy_requests_total{{{selector},code!~"5.."}}[60s])) or vector(0))'
         f" / sum(rate(modeldeploy_requests_total{{{selector}}}[60s]))"
     )
 
@@ -149,7 +149,7 @@ SOURCE_QUERIES = {
 def test_each_source_renders_its_data_planes_series_of_the_canary(source: str) -> None:
     provider, selector, requests, code, errors, buckets, to_seconds = SOURCE_QUERIES[source]
     assert render_query(success_rate(source), at(provider), MINUTE) == (
-        f'sum(rate({requests}{{{selector},{code}!~"{errors}"}}[60s]))'
+        f'(sum(rate({requests}{{{selector},{code}!~"{errors}"}}[60s])) or vector(0))'
         f" / sum(rate({requests}{{{selector}}}[60s]))"
     )
     assert render_query(latency_p99(source), at(provider), MINUTE) == (

@@ -66,11 +66,14 @@ class Source:
     providers: tuple[str, ...] | None = None
 
     def success_rate(self, target: Target, window: str) -> str:
-        """Share of non-5xx responses of the target, 0..1."""
+        """Share of non-5xx responses of the target, 0..1. A target that fails every request
+        has no series of a good code at all: the numerator is then 0, not "no data" (which
+        would make the rollout wait for the inconclusive limit); a target with no requests
+        still has no denominator, and so no data."""
         selector = self.selector(target)
         return (
-            f'sum(rate({self.requests}{{{selector},{self.code_label}!~"{self.server_errors}"}}[{window}]))'
-            f" / sum(rate({self.requests}{{{selector}}}[{window}]))"
+            f'(sum(rate({self.requests}{{{selector},{self.code_label}!~"{self.server_errors}"}}[{window}]))'
+            f" or vector(0)) / sum(rate({self.requests}{{{selector}}}[{window}]))"
         )
 
     def latency_p99(self, target: Target, window: str) -> str:
