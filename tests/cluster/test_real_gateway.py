@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from modeldeploy.api.models import ModelDeploymentSpec
+from modeldeploy.render.revision import revision_of
 from tests.cluster.conftest import Kubectl
 from tests.cluster.modeldeployments import condition, wait_condition, wait_status
 from tests.cluster.real_serving import (
@@ -25,6 +28,7 @@ from tests.cluster.real_serving import (
     start_real_node,
 )
 from tests.cluster.waiting import wait_for
+from tests.prometheus_server import running_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -72,13 +76,27 @@ def within_binomial_tolerance(count: int, requests: int, weight: int) -> bool:
     return abs(count - requests * share) <= deviation
 
 
-def serve_v1_then_canary(
-    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, **spec: Any
-) -> None:
+def serve_v1(kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str) -> None:
+    """v1 stable and answering through the gateway."""
     kubectl.apply(routed_model(store, gateway, host, "iris-v1"), "-n", namespace)
     wait_condition(kubectl, namespace, "iris", "Ready", "True", timeout=SERVING_TIMEOUT)
     wait_for("v1 through the gateway", lambda: gateway.versions(host, 1) == Counter({"v1": 1}), 60)
-    kubectl.apply(routed_model(store, gateway, host, "iris-v2", **spec), "-n", namespace)
+
+
+def apply_canary(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, stored: str, **spec: Any
+) -> str:
+    """A new model version over the stable one; returns the canary's revision."""
+    canary = routed_model(store, gateway, host, stored, **spec)
+    kubectl.apply(canary, "-n", namespace)
+    return revision_of(ModelDeploymentSpec.model_validate(canary["spec"]))
+
+
+def serve_v1_then_canary(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, **spec: Any
+) -> str:
+    serve_v1(kubectl, namespace, store, gateway, host)
+    return apply_canary(kubectl, namespace, store, gateway, host, "iris-v2", **spec)
 
 
 def test_a_canary_gets_its_weight_of_real_requests(
@@ -168,3 +186,70 @@ def test_every_answer_through_the_gateway_is_a_correct_prediction(
     wait_condition(kubectl, namespace, "iris", "Ready", "True", timeout=SERVING_TIMEOUT)
     status, outputs = wait_for("an answer through the gateway", lambda: gateway.predict(host) or None, 60)
     assert (status, outputs) == (200, IRIS_CLASSES)
+
+
+ANALYSIS_INTERVAL_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def prometheus(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping Traefik's own metrics: what the analysis reads."""
+    with running_prometheus(gateway.admin, tmp_path_factory.mktemp("prometheus")) as address:
+        yield address
+
+
+def automated(prometheus: str) -> dict[str, Any]:
+    """Half the requests to the canary, its success rate through Traefik judged twice, then 100 %."""
+    return {
+        "canary": {
+            "steps": [{"weight": 50}, {"analysis": {"count": 2}}, {"weight": 100}],
+            "analysis": {
+                "prometheus": {"address": prometheus},
+                "interval": f"{ANALYSIS_INTERVAL_SECONDS}s",
+                "failureLimit": 0,
+                "metrics": [
+                    {"name": "success-rate", "template": "success-rate", "source": "traefik", "min": 0.95}
+                ],
+            },
+        }
+    }
+
+
+def test_a_healthy_canary_judged_on_traefiks_metrics_is_promoted(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, prometheus: str
+) -> None:
+    serve_v1(kubectl, namespace, store, gateway, host)
+    with gateway.load(host) as during:
+        revision = apply_canary(
+            kubectl, namespace, store, gateway, host, "iris-v2", rollout=automated(prometheus)
+        )
+        body = wait_status(
+            kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, phase="Stable", stableRevision=revision
+        )
+    runs = body["status"]["rollout"]["analysisRuns"]
+    assert [run["verdict"] for run in runs] == ["Successful", "Successful"], runs
+    assert all(run["value"] == pytest.approx(1.0) for run in runs), runs
+    assert during.failures == [], during.failures[:5]
+    assert gateway.versions(host, 200) == Counter({"v2": 200})
+
+
+def test_a_canary_failing_real_requests_is_rolled_back_on_traefiks_metrics(
+    kubectl: Kubectl, namespace: str, store: ModelStore, gateway: Gateway, host: str, prometheus: str
+) -> None:
+    serve_v1(kubectl, namespace, store, gateway, host)
+    with gateway.load(host) as during:
+        apply_canary(kubectl, namespace, store, gateway, host, "iris-broken", rollout=automated(prometheus))
+        body = wait_condition(
+            kubectl, namespace, "iris", "Degraded", "True", reason="AnalysisFailed", timeout=SERVING_TIMEOUT
+        )
+    assert body["status"]["phase"] == "RolledBack"
+    message = condition(body, "Degraded")["message"]
+    # The metric, the value the data plane measured (every canary request failed), the threshold.
+    assert "success-rate = 0" in message and "below min 0.95" in message, message
+    # The broken model's own 500s, and 502s from its pod scaled to zero at once (these tests set
+    # scaleDownDelaySeconds 0; a rollback ignores the delay today) while Traefik still sent to it.
+    assert during.failures and all(
+        failure.startswith(("HTTP 500", "HTTP 502")) for failure in during.failures
+    )
+    wait_status(kubectl, namespace, "iris", canaryWeight=0)
+    wait_for("every request back on v1", lambda: gateway.versions(host, 200) == Counter({"v1": 200}), 30)
