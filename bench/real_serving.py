@@ -37,6 +37,7 @@ from tests.cluster.real_serving import (
     pods,
     served_model,
     service_address,
+    set_weight,
     start_phases,
     start_real_node,
     wait_for_answer,
@@ -90,11 +91,6 @@ def canary_behind_gateway(
     kubectl.apply(routed(store, gateway, host, "iris-v2", weight), "-n", namespace)
     wait_status(kubectl, namespace, "iris", timeout=SETUP_TIMEOUT, canaryWeight=weight)
     return host
-
-
-def set_weight(kubectl: Kubectl, namespace: str, weight: int) -> None:
-    patch = {"spec": {"rollout": {"canary": {"weight": weight}}}}
-    kubectl.run("patch", "md", "iris", "-n", namespace, "--type=merge", "-p", json.dumps(patch))
 
 
 def switch_latencies(

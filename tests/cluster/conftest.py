@@ -20,6 +20,7 @@ import kubernetes
 import pytest
 
 from tests.cluster.harness import ROOT, AuditLog, Kubectl, Operator
+from tests.cluster.real_serving import Gateway, ModelStore, real_node_or_skip
 from tests.cluster.waiting import wait_for
 
 # Namespaces of one test session: its operator watches only these, so two sessions sharing a
@@ -137,6 +138,20 @@ def audit_log(kubeconfig: str) -> AuditLog:
     if not path.exists():
         pytest.skip(f"no API server audit log at {path} (set MODELDEPLOY_TEST_AUDIT_LOG for another cluster)")
     return AuditLog(path)
+
+
+@pytest.fixture(scope="session")
+def gateway(kubeconfig: str) -> Gateway:
+    """The real node and Traefik in front of it (hack/cluster up --real-node), or a skip with the
+    reason where this machine cannot run them (a failure under CI=true)."""
+    real_node_or_skip()
+    return Gateway.local()
+
+
+@pytest.fixture(scope="session")
+def model_store(gateway: Gateway) -> ModelStore:
+    """The sample models in S3 on the real node's bridge (hack/model-store)."""
+    return ModelStore.start()
 
 
 def restore_crd(kubectl: Kubectl, saved: dict[str, Any]) -> None:

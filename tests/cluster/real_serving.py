@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from tests.cluster.harness import ROOT, Kubectl
 
 SAMPLE_SERVER = "localhost/modeldeploy-sample-server:dev"
@@ -315,9 +317,21 @@ def wait_for_answer(address: str, timeout: float = 120) -> float:
     raise AssertionError(f"no correct prediction from {address} in {timeout:.0f}s")
 
 
-def real_node_required() -> bool:
-    """Under CI the real node must run: a skip would hide that the product was never proven."""
-    return os.environ.get("CI", "").lower() == "true"
+def real_node_or_skip() -> None:
+    """The real node for a test: started, or the test skipped with the reason; under CI=true it
+    must run, since a skip would hide that the product was never proven."""
+    try:
+        start_real_node()
+    except RealNodeUnavailable as why:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {why}", pytrace=False)
+        pytest.skip(str(why))
+
+
+def set_weight(kubectl: Kubectl, namespace: str, weight: int, name: str = "iris") -> None:
+    """What a GitOps commit changes: spec.rollout.canary.weight."""
+    patch = {"spec": {"rollout": {"canary": {"weight": weight}}}}
+    kubectl.run("patch", "modeldeployment", name, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
 
 
 def main(argv: list[str]) -> int:

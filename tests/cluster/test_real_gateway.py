@@ -22,10 +22,8 @@ from tests.cluster.real_serving import (
     IRIS_CLASSES,
     Gateway,
     ModelStore,
-    RealNodeUnavailable,
-    real_node_required,
     served_model,
-    start_real_node,
+    set_weight,
 )
 from tests.cluster.waiting import wait_for
 from tests.prometheus_server import running_prometheus
@@ -38,20 +36,9 @@ REQUESTS = 2000
 Z_0_001 = 3.29
 
 
-@pytest.fixture(scope="module")
-def gateway(kubeconfig: str, operator: object) -> Gateway:
-    try:
-        start_real_node()
-    except RealNodeUnavailable as why:
-        if real_node_required():
-            pytest.fail(f"CI=true and {why}", pytrace=False)
-        pytest.skip(str(why))
-    return Gateway.local()
-
-
-@pytest.fixture(scope="module")
-def store(gateway: Gateway) -> ModelStore:
-    return ModelStore.start()
+@pytest.fixture
+def store(model_store: ModelStore, operator: object) -> ModelStore:
+    return model_store
 
 
 @pytest.fixture
@@ -105,16 +92,7 @@ def test_a_canary_gets_its_weight_of_real_requests(
     serve_v1_then_canary(kubectl, namespace, store, gateway, host, rollout={"canary": {"weight": 10}})
     wait_status(kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, canaryWeight=10)
     for weight in (10, 50):
-        kubectl.run(
-            "patch",
-            "md",
-            "iris",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            f'{{"spec":{{"rollout":{{"canary":{{"weight":{weight}}}}}}}}}',
-        )
+        set_weight(kubectl, namespace, weight)
         wait_status(kubectl, namespace, "iris", canaryWeight=weight)
         # The data plane follows the route within a moment: wait until the canary shows up at
         # about its share, then count a fresh batch.
@@ -151,16 +129,7 @@ def test_promotion_moves_every_request_to_v2_without_a_failed_request(
     serve_v1_then_canary(kubectl, namespace, store, gateway, host, rollout={"canary": {"weight": 50}})
     wait_status(kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, canaryWeight=50)
     with gateway.load(host) as during:
-        kubectl.run(
-            "patch",
-            "md",
-            "iris",
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"spec":{"rollout":{"canary":{"weight":100}}}}',
-        )
+        set_weight(kubectl, namespace, 100)
         body = wait_status(
             kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, phase="Stable", canaryRevision=None
         )

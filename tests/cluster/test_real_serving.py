@@ -13,13 +13,10 @@ from tests.cluster.modeldeployments import condition, get, wait_condition, wait_
 from tests.cluster.real_serving import (
     IRIS_CLASSES,
     ModelStore,
-    RealNodeUnavailable,
     infer,
     pods,
-    real_node_required,
     served_model,
     service_address,
-    start_real_node,
     wait_for_answer,
 )
 from tests.cluster.waiting import wait_for
@@ -30,15 +27,9 @@ pytestmark = pytest.mark.e2e
 SERVING_TIMEOUT = 180
 
 
-@pytest.fixture(scope="module")
-def store(kubeconfig: str, operator: object) -> ModelStore:
-    try:
-        start_real_node()
-    except RealNodeUnavailable as why:
-        if real_node_required():
-            pytest.fail(f"CI=true and {why}", pytrace=False)
-        pytest.skip(str(why))
-    return ModelStore.start()
+@pytest.fixture
+def store(model_store: ModelStore, operator: object) -> ModelStore:
+    return model_store
 
 
 @pytest.fixture

@@ -277,6 +277,8 @@ def test_http_probes_use_the_named_port_and_startup_allows_the_startup_timeout()
     assert server["startupProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "serving"}
     startup = server["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 905
+    # Asked often until first ready, so a fast server is not held back by the probe period.
+    assert startup["periodSeconds"] <= 2 < server["readinessProbe"]["periodSeconds"]
     assert "livenessProbe" not in server
 
 

@@ -27,6 +27,10 @@ GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedu
 SHM_VOLUME = "dshm"
 REVISION_HISTORY_LIMIT = 2
 PROBE_PERIOD_SECONDS = 10
+# Until the server is first ready the startup probe asks often: with the 10 s period a server
+# that loads in 2 s waited up to 8 s more for Ready (measured on the real node: 9 of a 12 s cold
+# start). A failed startup probe is one cheap request to the pod.
+STARTUP_PROBE_PERIOD_SECONDS = 2
 PROBE_TIMEOUT_SECONDS = 5
 # Scheduling, pulling a multi-gigabyte server image and fetching the model all happen before
 # the startup probe starts counting; the Deployment's progress deadline allows for them.
@@ -237,8 +241,9 @@ def _probes(runtime: Runtime) -> dict[str, Any]:
         "readinessProbe": {**_probe_action(runtime, runtime.readiness_path), **timing, "failureThreshold": 3},
         "startupProbe": {
             **_probe_action(runtime, runtime.readiness_path),
-            **timing,
-            "failureThreshold": math.ceil(runtime.startup_timeout_seconds / PROBE_PERIOD_SECONDS),
+            "periodSeconds": STARTUP_PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": PROBE_TIMEOUT_SECONDS,
+            "failureThreshold": math.ceil(runtime.startup_timeout_seconds / STARTUP_PROBE_PERIOD_SECONDS),
         },
     }
     if runtime.liveness_path:
