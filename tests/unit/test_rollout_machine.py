@@ -577,6 +577,15 @@ def test_the_canary_analysis_runs_in_the_background_of_timed_pauses() -> None:
             ANALYSIS,
             "unknown placeholder revison",
         ),
+        (
+            # Under gateway-api the provider does not say which data plane counts the requests.
+            [
+                {"weight": 20},
+                {"analysis": {"metrics": [{"name": "ok", "template": "success-rate", "min": 0.9}]}},
+            ],
+            ANALYSIS,
+            "source",
+        ),
     ],
 )
 def test_an_analysis_that_cannot_run_fails_the_rollout_at_once(

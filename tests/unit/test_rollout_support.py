@@ -26,7 +26,7 @@ from modeldeploy.rollout.timing import format_timestamp
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 PROMETHEUS = {"address": "http://prometheus.monitoring:9090"}
-SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "min": 0.99}
+SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "source": "model-server", "min": 0.99}
 
 Verdict = Literal["Successful", "Failed", "Inconclusive"]
 
