@@ -25,9 +25,8 @@ from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 
 from modeldeploy import metrics
-from modeldeploy.controller.diff import edited_by_others, needs_apply
+from modeldeploy.controller.diff import FIELD_MANAGER, edited_by_others, needs_apply
 
-FIELD_MANAGER = "modeldeploy"
 USER_AGENT = "modeldeploy-operator"
 # A kind the cluster does not serve is looked up again at most this often (a CRD may be installed later).
 REDISCOVERY_SECONDS = 30.0
