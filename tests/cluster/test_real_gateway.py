@@ -153,11 +153,16 @@ def test_every_answer_through_the_gateway_is_a_correct_prediction(
 ) -> None:
     kubectl.apply(routed_model(store, gateway, host, "iris-v1"), "-n", namespace)
     wait_condition(kubectl, namespace, "iris", "Ready", "True", timeout=SERVING_TIMEOUT)
-    status, outputs = wait_for("an answer through the gateway", lambda: gateway.predict(host) or None, 60)
-    assert (status, outputs) == (200, IRIS_CLASSES)
+    # Traefik serves the route a moment after the operator writes it.
+    wait_for("an answer through the gateway", lambda: gateway.predict(host)[0] == 200, 60)
+    assert gateway.predict(host) == (200, IRIS_CLASSES)
 
 
-ANALYSIS_INTERVAL_SECONDS = 2
+# Each measurement reads a rate over one interval of Traefik's counters, scraped twice a second;
+# a loaded machine can leave a short window without two samples (no data), hence the room for
+# inconclusive measurements.
+ANALYSIS_INTERVAL_SECONDS = 4
+INCONCLUSIVE_LIMIT = 5
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +181,7 @@ def automated(prometheus: str) -> dict[str, Any]:
                 "prometheus": {"address": prometheus},
                 "interval": f"{ANALYSIS_INTERVAL_SECONDS}s",
                 "failureLimit": 0,
+                "inconclusiveLimit": INCONCLUSIVE_LIMIT,
                 "metrics": [
                     {"name": "success-rate", "template": "success-rate", "source": "traefik", "min": 0.95}
                 ],
@@ -195,11 +201,12 @@ def test_a_healthy_canary_judged_on_traefiks_metrics_is_promoted(
         body = wait_status(
             kubectl, namespace, "iris", timeout=SERVING_TIMEOUT, phase="Stable", stableRevision=revision
         )
-    runs = body["status"]["rollout"]["analysisRuns"]
+    runs = [run for run in body["status"]["rollout"]["analysisRuns"] if run["verdict"] != "Inconclusive"]
     assert [run["verdict"] for run in runs] == ["Successful", "Successful"], runs
     assert all(run["value"] == pytest.approx(1.0) for run in runs), runs
     assert during.failures == [], during.failures[:5]
-    assert gateway.versions(host, 200) == Counter({"v2": 200})
+    # The stable Service's endpoints follow its new selector a moment after the promotion.
+    wait_for("every request on v2", lambda: gateway.versions(host, 200) == Counter({"v2": 200}), 30)
 
 
 def test_a_canary_failing_real_requests_is_rolled_back_on_traefiks_metrics(
