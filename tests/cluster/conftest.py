@@ -149,8 +149,9 @@ def gateway(kubeconfig: str) -> Gateway:
 
 
 @pytest.fixture(scope="session")
-def model_store(gateway: Gateway) -> ModelStore:
-    """The sample models in S3 on the real node's bridge (hack/model-store)."""
+def store(gateway: Gateway, operator: Operator) -> ModelStore:
+    """The sample models in S3 on the real node's bridge (hack/model-store), and the session's
+    operator to serve them."""
     return ModelStore.start()
 
 

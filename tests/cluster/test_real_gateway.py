@@ -37,11 +37,6 @@ Z_0_001 = 3.29
 
 
 @pytest.fixture
-def store(model_store: ModelStore, operator: object) -> ModelStore:
-    return model_store
-
-
-@pytest.fixture
 def host(kubectl: Kubectl, namespace: str, store: ModelStore) -> str:
     kubectl.apply(store.credentials(), "-n", namespace)
     return f"iris.{namespace}.example.com"

@@ -28,11 +28,6 @@ SERVING_TIMEOUT = 180
 
 
 @pytest.fixture
-def store(model_store: ModelStore, operator: object) -> ModelStore:
-    return model_store
-
-
-@pytest.fixture
 def models(kubectl: Kubectl, namespace: str, store: ModelStore) -> ModelStore:
     kubectl.apply(store.credentials(), "-n", namespace)
     return store
