@@ -99,6 +99,7 @@ class RealNodeError(Exception):
 
 
 def versions() -> dict[str, str]:
+    """hack/versions.env as a map (hack/cluster reads it through here too)."""
     pairs = {}
     for line in (HACK / "versions.env").read_text().splitlines():
         key, sep, value = line.strip().partition("=")
