@@ -41,15 +41,31 @@ module_dir() {
   go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'
 }
 
+# all_built DIR TOOL...: every tool is already in DIR.
+all_built() {
+  local dir=$1 t; shift
+  for t in "$@"; do [[ -x "$dir/$t" ]] || return 1; done
+}
+
+# build_missing WORK LOG OUT PACKAGE TAGS LDFLAGS TOOL...: `go build` in the wrapper module WORK
+# of each PACKAGE/TOOL not yet in OUT.
+build_missing() {
+  local work=$1 log=$2 out=$3 pkg=$4 tags=$5 ldflags=$6 t; shift 6
+  ( cd "$work"
+    for t in "$@"; do
+      [[ -x "$out/$t" ]] && continue
+      say "  go build $t"
+      run "$log" go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out/$t" "$pkg/$t"
+    done )
+}
+
 # build_kube [TOOL...]: the control plane's binaries by default; the real node asks for
 # kubelet and kube-proxy, built in the same wrapper module (and Go build cache).
 build_kube() {
   local out="$cache/kube-$KUBE_VERSION/bin"
   local tools=("$@")
   [[ ${#tools[@]} == 0 ]] && tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-  local missing=0 t
-  for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
-  [[ $missing == 0 ]] && return 0
+  all_built "$out" "${tools[@]}" && return 0
   say "building Kubernetes $KUBE_VERSION ${tools[*]} (cold: 8-30 minutes on 2 cores)"
   local work="$cache/build/kube-$KUBE_VERSION" log="$cache/logs/build-kube-$KUBE_VERSION.log"
   mkdir -p "$work" "$out"; : >"$log"
@@ -69,12 +85,7 @@ build_kube() {
     ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1"
     ldflags+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$KUBE_VERSION") -X $pkg.gitTreeState=clean"
   done
-  ( cd "$work"
-    for t in "${tools[@]}"; do
-      [[ -x "$out/$t" ]] && continue
-      say "  go build $t"
-      run "$log" go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$t" "k8s.io/kubernetes/cmd/$t"
-    done )
+  build_missing "$work" "$log" "$out" k8s.io/kubernetes/cmd "" "$ldflags" "${tools[@]}"
 }
 
 build_etcd() {
@@ -117,24 +128,16 @@ build_helm() {
 # containerd v2 for the real node: static, no cgo (so no btrfs snapshotter; overlayfs is used).
 build_containerd() {
   local out="$cache/containerd-$CONTAINERD_VERSION/bin"
-  local tools=(containerd ctr containerd-shim-runc-v2) t
-  local missing=0
-  for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
-  [[ $missing == 0 ]] && return 0
+  local tools=(containerd ctr containerd-shim-runc-v2)
+  all_built "$out" "${tools[@]}" && return 0
   say "building containerd $CONTAINERD_VERSION (cold: about 3 minutes)"
   local work="$cache/build/containerd-$CONTAINERD_VERSION" log="$cache/logs/build-containerd-$CONTAINERD_VERSION.log"
   mkdir -p "$work" "$out"; : >"$log"
   printf 'module modeldeploy.local/containerd-build\ngo 1.26\nrequire github.com/containerd/containerd/v2 %s\n' \
     "$CONTAINERD_VERSION" >"$work/go.mod"
   local pkg=github.com/containerd/containerd/v2
-  ( cd "$work"
-    for t in "${tools[@]}"; do
-      [[ -x "$out/$t" ]] && continue
-      say "  go build $t"
-      run "$log" go build -trimpath -tags no_btrfs \
-        -ldflags "-s -w -X $pkg/version.Version=$CONTAINERD_VERSION -X $pkg/version.Revision=module" \
-        -o "$out/$t" "$pkg/cmd/$t"
-    done )
+  build_missing "$work" "$log" "$out" "$pkg/cmd" no_btrfs \
+    "-X $pkg/version.Version=$CONTAINERD_VERSION -X $pkg/version.Revision=module" "${tools[@]}"
 }
 
 # Traefik is the real node's Gateway API data plane. Its go.mod has replace and exclude lines
