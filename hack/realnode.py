@@ -325,9 +325,9 @@ def render_configs() -> None:
         target.write_text(Template((TEMPLATES / template).read_text()).substitute(values))
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
