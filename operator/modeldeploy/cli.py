@@ -3,7 +3,7 @@
 import asyncio
 import enum
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -106,6 +106,14 @@ def run(
         OciModeOption,
         typer.Option(help="How oci:// models are mounted: Kubernetes image volumes or a modelcar sidecar."),
     ] = OciModeOption.image_volume,
+    initializer_resources: Annotated[
+        str | None,
+        typer.Option(
+            help="Resources of every model's fetch-model init container, as JSON "
+            '(\'{"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}\'); '
+            "a model's spec.model.initializer.resources replaces them.",
+        ),
+    ] = None,
     leader_election_namespace: Annotated[
         str | None,
         typer.Option(
@@ -128,7 +136,11 @@ def run(
         metrics_port=metrics_port,
         health_port=health_port,
         workers=workers,
-        settings=Settings(initializer_image=initializer_image, oci_mode=oci_mode.value),
+        settings=Settings(
+            initializer_image=initializer_image,
+            oci_mode=oci_mode.value,
+            initializer_resources=_initializer_resources(initializer_resources),
+        ),
         leader_election_namespace=leader_election_namespace,
     )
     _on_cluster(run_operator(options), kubeconfig)
@@ -341,3 +353,21 @@ def status(
 ) -> None:
     """Show a ModelDeployment's rollout: phase, revisions, weight, steps and recent analyses."""
     _run_against_cluster(_read_status(name, namespace, kubeconfig), name, kubeconfig)
+
+
+def _initializer_resources(value: str | None) -> Mapping[str, Any]:
+    """--initializer-resources, checked as spec.model.initializer.resources is."""
+    from pydantic import ValidationError
+
+    from modeldeploy.api.models import ContainerResources
+    from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES
+
+    if value is None:
+        return DEFAULT_INITIALIZER_RESOURCES
+    try:
+        return ContainerResources.model_validate_json(value).model_dump(exclude_defaults=True)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors())
+        raise typer.BadParameter(
+            f"not requests/limits JSON: {problems}", param_hint="--initializer-resources"
+        ) from None

@@ -325,6 +325,28 @@ CASES = [
         {"spec.traffic.gateway": {"namespace": "gateways"}},
         "spec.traffic.gateway.name",
     ),
+    Case(
+        "reserved pod label",
+        {"spec.runtime.podLabels": {"team": "nlp", "modeldeploy.io/revision": "x"}},
+        "spec.runtime.podLabels",
+        "podLabels key modeldeploy.io/revision is reserved",
+    ),
+    Case(
+        "pod label the operator sets",
+        {"spec.runtime.podLabels": {"app.kubernetes.io/managed-by": "helm"}},
+        "spec.runtime.podLabels",
+        "podLabels key app.kubernetes.io/managed-by is reserved",
+    ),
+    Case(
+        "progress deadline too short",
+        {"spec.rollout.progressDeadlineSeconds": 5},
+        "spec.rollout.progressDeadlineSeconds",
+    ),
+    Case(
+        "initializer memory in words",
+        {"spec.model.initializer": {"resources": {"limits": {"memory": "a lot"}}}},
+        "spec.model.initializer.resources.limits.memory",
+    ),
     # --------------------------------------------------------------- metadata
     Case("name too long", {"metadata.name": "m" * 53}, "metadata.name", "metadata.name must be a DNS label"),
     Case(

@@ -56,6 +56,22 @@ def test_the_fetcher_is_restricted_and_writes_only_to_its_volumes() -> None:
     assert "cpu" not in fetcher["resources"]["limits"]
 
 
+def test_the_fetcher_resources_come_from_the_operator_unless_the_model_sets_them() -> None:
+    small = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    default = model_volume(source("s3://models/m/"), INITIALIZER).init_containers[0]
+    operator_wide = model_volume(source("s3://models/m/"), INITIALIZER, initializer_resources=small)
+    own = source("s3://models/m/", initializer={"resources": {"limits": {"memory": "64Mi"}}})
+
+    assert default["resources"] == {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"memory": "1Gi"},
+    }
+    assert operator_wide.init_containers[0]["resources"] == small
+    assert model_volume(own, INITIALIZER, initializer_resources=small).init_containers[0]["resources"] == {
+        "limits": {"memory": "64Mi"}
+    }
+
+
 def test_checksum_and_allow_patterns_are_passed_to_the_fetcher() -> None:
     model = source("hf://org/name@main", sha256=SHA, allowPatterns=["*.json", "*.safetensors"])
 

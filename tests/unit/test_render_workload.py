@@ -296,13 +296,8 @@ def test_grpc_servers_are_probed_with_the_grpc_health_service() -> None:
         assert "httpGet" not in server[probe]
 
 
-def test_pod_labels_and_annotations_cannot_override_ours() -> None:
-    md = model_deployment(
-        {
-            "podLabels": {"modeldeploy.io/model": "other", "modeldeploy.io/revision": "x", "team": "nlp"},
-            "podAnnotations": {"prometheus.io/scrape": "true"},
-        }
-    )
+def test_pod_labels_and_annotations_join_ours() -> None:
+    md = model_deployment({"podLabels": {"team": "nlp"}, "podAnnotations": {"prometheus.io/scrape": "true"}})
 
     template = render(md)["spec"]["template"]["metadata"]
 
@@ -310,6 +305,44 @@ def test_pod_labels_and_annotations_cannot_override_ours() -> None:
     assert template["labels"]["modeldeploy.io/model"] == "sentiment"
     assert template["labels"]["modeldeploy.io/revision"] == plan_of(md).revision
     assert template["annotations"]["prometheus.io/scrape"] == "true"
+
+
+def test_server_pods_meet_pod_security_restricted_except_run_as_non_root_by_default() -> None:
+    pod = pod_of(render(model_deployment()))
+
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert server_of(render(model_deployment()))["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_security_contexts_from_the_spec_merge_over_the_defaults() -> None:
+    md = model_deployment(
+        {
+            "podSecurityContext": {"runAsNonRoot": True, "fsGroup": 2000},
+            "securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_BIND_SERVICE"]}},
+        }
+    )
+
+    deployment = render(md)
+
+    assert pod_of(deployment)["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "fsGroup": 2000,
+    }
+    assert server_of(deployment)["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+        "runAsUser": 1000,
+    }
+
+
+def test_the_deployment_progress_deadline_is_the_models() -> None:
+    assert render(model_deployment())["spec"]["progressDeadlineSeconds"] == 600 + 600
+    md = model_deployment(rollout={"progressDeadlineSeconds": 120})
+    assert render(md)["spec"]["progressDeadlineSeconds"] == 120
 
 
 def test_an_oci_modelcar_shares_the_process_namespace_and_starts_before_the_server() -> None:

@@ -98,6 +98,14 @@ Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
 
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _spelled(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
 class Model(BaseModel):
     """Base of every object a user writes: camelCase on the wire, unknown fields refused,
     null taken as unset, and the class's `rules` checked."""
@@ -156,6 +164,23 @@ class StatusModel(BaseModel):
 
 
 # --------------------------------------------------------------------------- spec.model
+
+
+class ContainerResources(Model):
+    """Requests and limits of a container, as in a Pod."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="e.g. cpu: 100m, memory: 128Mi.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="e.g. memory: 512Mi.")
+
+
+class Initializer(Model):
+    """Settings of the init container that fetches the model."""
+
+    resources: ContainerResources | None = Field(
+        default=None,
+        description="Replaces the operator's default resources of the fetch-model container (a namespace "
+        "whose LimitRange or ResourceQuota allows less needs smaller ones).",
+    )
 
 
 class ModelSource(Model):
@@ -217,6 +242,11 @@ class ModelSource(Model):
         max_length=64,
         description="hf:// only: glob patterns of the repository files to download.",
     )
+    initializer: Initializer | None = Field(
+        default=None,
+        description="The fetch-model init container (s3, gs, hf, http and file models); unset fields "
+        "take the operator's defaults (Helm value initializer.resources).",
+    )
 
 
 # --------------------------------------------------------------------------- spec.runtime
@@ -275,6 +305,21 @@ class Toleration(Model):
     )
 
 
+# Pod labels the operator sets on every server pod; modeldeploy.io/ keys are all reserved.
+RESERVED_POD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/component",
+)
+RESERVED_LABEL_PREFIX = "modeldeploy.io/"
+_CEL_UNRESERVED_LABEL = f"!key.startsWith('{RESERVED_LABEL_PREFIX}') && !(key in [{', '.join(repr(k) for k in RESERVED_POD_LABELS)}])"
+
+
+def is_reserved_pod_label(key: str) -> bool:
+    return key.startswith(RESERVED_LABEL_PREFIX) or key in RESERVED_POD_LABELS
+
+
 class Runtime(Model):
     """The model server: image, arguments, ports, probes and resources."""
 
@@ -289,6 +334,23 @@ class Runtime(Model):
                 or runtime.resources.gpu >= 1
             ),
             field="resources.gpu",
+        ),
+        Rule(
+            cel=f"!has(self.podLabels) || self.podLabels.all(key, {_CEL_UNRESERVED_LABEL})",
+            message="podLabels must not set keys under modeldeploy.io/ nor "
+            f"{_spelled(RESERVED_POD_LABELS)}: the operator sets them to select and describe the pods",
+            message_expression="'podLabels key ' + self.podLabels.filter(key, !("
+            + _CEL_UNRESERVED_LABEL
+            + "))[0] + ' is reserved: keys under modeldeploy.io/ and "
+            + _spelled(RESERVED_POD_LABELS)
+            + " are set by the operator'",
+            explain=lambda runtime: (
+                f"podLabels key {next(filter(is_reserved_pod_label, runtime.pod_labels))} "
+                f"is reserved: keys under modeldeploy.io/ and {_spelled(RESERVED_POD_LABELS)} are set by the "
+                "operator"
+            ),
+            holds=lambda runtime: not any(map(is_reserved_pod_label, runtime.pod_labels)),
+            field="podLabels",
         ),
     )
 
@@ -333,7 +395,24 @@ class Runtime(Model):
         default=None, pattern=DNS_LABEL_PATTERN, description="ServiceAccount of the server pods."
     )
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on server pods.")
-    pod_labels: dict[str, str] = Field(default_factory=dict, description="Extra labels on server pods.")
+    pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels on server pods; keys under modeldeploy.io/ and the app.kubernetes.io/ "
+        "labels the operator sets are reserved.",
+    )
+    security_context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Security context of the server container, merged over the defaults "
+        "(allowPrivilegeEscalation false, all capabilities dropped): e.g. runAsNonRoot, runAsUser, or "
+        "capabilities.add for a server that needs one.",
+        json_schema_extra={PRESERVE_UNKNOWN_FIELDS: True},
+    )
+    pod_security_context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Security context of the server pods, merged over the default (seccompProfile "
+        "RuntimeDefault): e.g. runAsNonRoot, fsGroup.",
+        json_schema_extra={PRESERVE_UNKNOWN_FIELDS: True},
+    )
 
 
 # --------------------------------------------------------------------------- spec.rollout
@@ -550,6 +629,10 @@ class Canary(Model):
     )
 
 
+# A Deployment's own default progress deadline; the model's load time comes on top.
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
+
+
 class Rollout(Model):
     """How a new revision replaces the current one."""
 
@@ -559,6 +642,16 @@ class Rollout(Model):
         "rolling: one Deployment updated in place; recreate: old pods stop before new ones start.",
     )
     canary: Canary = Field(default_factory=Canary, description="Canary settings (strategy canary).")
+    progress_deadline_seconds: int | None = Field(
+        default=None,
+        ge=30,
+        le=7 * 86400,
+        strict=True,
+        description="How long a revision may take to have all its replicas ready before it is Stalled "
+        f"(an automated canary is then rolled back); counted from the new revision or spec change. "
+        f"Default: {DEFAULT_PROGRESS_DEADLINE_SECONDS} (a Deployment's default) plus "
+        "runtime.startupTimeoutSeconds.",
+    )
 
 
 # --------------------------------------------------------------------------- spec.traffic
@@ -585,14 +678,6 @@ class Mirror(Model):
     """Shadow traffic: copy a share of requests to the canary, responses discarded."""
 
     percent: Percent = Field(default=0, description="Percentage of requests mirrored, 0 to 100.")
-
-
-def _quoted(names: tuple[str, ...]) -> str:
-    return ", ".join(f"'{name}'" for name in names)
-
-
-def _spelled(names: tuple[str, ...]) -> str:
-    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 class Traffic(Model):
@@ -713,6 +798,11 @@ class ModelDeploymentSpec(Model):
         default=None, description="Autoscaling; fixed replicas when unset."
     )
 
+    def progress_deadline_seconds(self) -> int:
+        return self.rollout.progress_deadline_seconds or (
+            DEFAULT_PROGRESS_DEADLINE_SECONDS + self.runtime.startup_timeout_seconds
+        )
+
 
 # --------------------------------------------------------------------------- status
 
@@ -720,7 +810,9 @@ class ModelDeploymentSpec(Model):
 class Condition(StatusModel):
     """A kstatus-compatible condition."""
 
-    type: str = Field(description="Ready, Progressing, Degraded, TrafficReady, ModelReady, GPUCapacity, ...")
+    type: str = Field(
+        description="Ready, Reconciling, Stalled, Progressing, Degraded, TrafficReady, ModelReady, GPUCapacity."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(default="", description="CamelCase reason.")
     message: str = Field(default="", description="Human-readable explanation.")
@@ -780,6 +872,11 @@ class RolloutStatus(StatusModel):
         description="The last modeldeploy.io/request annotation acted on (<action>@<time>), so that a "
         "request acts once.",
     )
+    progress_since: str | None = Field(
+        default=None,
+        description="Since when the revision being rolled out has been waiting for ready replicas (reset "
+        "by a spec change); the progress deadline counts from it.",
+    )
 
 
 class ResolvedModel(StatusModel):
@@ -807,8 +904,12 @@ class ModelDeploymentStatus(StatusModel):
         description="kstatus-compatible conditions.",
         json_schema_extra=_list_map("type"),
     )
-    phase: Literal["Stable", "Progressing", "Paused", "Promoting", "RolledBack", "Failed"] | None = Field(
-        default=None, description="Stable, Progressing, Paused, Promoting, RolledBack or Failed."
+    phase: (
+        Literal["Stable", "Progressing", "Paused", "Promoting", "RolledBack", "Failed", "Stalled"] | None
+    ) = Field(
+        default=None,
+        description="Stable, Progressing, Paused, Promoting, RolledBack, Failed, or Stalled (a revision "
+        "missed its progress deadline; the Stalled condition says why).",
     )
     ready: str | None = Field(default=None, description="Ready condition status, for printer columns.")
     stable_revision: str | None = Field(default=None, description="Revision serving by default.")

@@ -30,17 +30,23 @@ class Rule(Generic[ModelT]):
     """An invariant of one object: `cel` sees it as `self`, `holds` as the validated model.
 
     `field` is the path, relative to the object, of the field the message is about; the API
-    server reports it through `fieldPath`, pydantic through the error context.
+    server reports it through `fieldPath`, pydantic through the error context. A rule whose
+    message names the offending value gives it twice: `message_expression` in CEL for the API
+    server, `explain` in Python; `message` is the fallback for both.
     """
 
     cel: str
     message: str
     holds: Callable[[ModelT], bool]
     field: str = ""
+    message_expression: str = ""
+    explain: Callable[[ModelT], str] | None = None
 
     def validation(self) -> dict[str, str]:
         """The `x-kubernetes-validations` entry of this rule."""
         entry = {"rule": self.cel, "message": self.message}
+        if self.message_expression:
+            entry["messageExpression"] = self.message_expression
         if self.field:
             entry["fieldPath"] = "." + self.field
         return entry
@@ -58,7 +64,8 @@ def check_rules(model: Any, rules: tuple[Rule[Any], ...]) -> None:
     for rule in rules:
         if not rule.holds(model):
             # The message goes in as a context value, not as the template, so braces in it stay literal.
-            raise PydanticCustomError(RULE_ERROR, "{message}", {"message": rule.message, "field": rule.field})
+            message = rule.explain(model) if rule.explain else rule.message
+            raise PydanticCustomError(RULE_ERROR, "{message}", {"message": message, "field": rule.field})
 
 
 def check_unique_keys(model: Any) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,6 @@ from modeldeploy.api.models import (
     Condition,
     ModelDeployment,
     ModelDeploymentStatus,
-    ResolvedModel,
 )
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
@@ -39,7 +39,7 @@ from modeldeploy.render.autoscaler import (
     render_autoscaler,
 )
 from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
-from modeldeploy.render.model_volume import OciMode, is_mounted
+from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, is_mounted
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, revision_of
 from modeldeploy.render.services import render_role_services
 from modeldeploy.render.workload import deployment_name, render_deployment
@@ -47,8 +47,10 @@ from modeldeploy.rollout import machine
 from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
 from modeldeploy.rollout.timing import format_timestamp
+from modeldeploy.status.compute import Observations, Problem, compute_status
 from modeldeploy.storage.termination import ModelState, model_state_from_pods
 from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
+from modeldeploy.traffic.base import RoutedState
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +72,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 class Settings:
     initializer_image: str
     oci_mode: OciMode = "image-volume"
-
-
-@dataclass
-class Problem:
-    """Something the user must fix, reported in a condition instead of failing the reconcile."""
-
-    condition: str
-    reason: str
-    message: str
+    initializer_resources: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_INITIALIZER_RESOURCES)
 
 
 @dataclass
@@ -189,6 +183,7 @@ class _Pass:
                 routed_weight=routed.canary_weight,
                 request=self._request(),
                 measurements=self.r.pending_measurements.pop(self.key, ()),
+                generation=self.body["metadata"].get("generation"),
             ),
             self.now,
         )
@@ -201,7 +196,13 @@ class _Pass:
         )
         plans = self._plans(decision, specs)
         desired = [
-            render_deployment(self.md, plan, self.r.settings.initializer_image, self.r.settings.oci_mode)
+            render_deployment(
+                self.md,
+                plan,
+                self.r.settings.initializer_image,
+                self.r.settings.oci_mode,
+                self.r.settings.initializer_resources,
+            )
             for plan in plans
         ]
         desired += render_role_services(self.md, routing.stable_revision, routing.canary_revision)
@@ -221,8 +222,15 @@ class _Pass:
                 metrics.ANALYSIS_RESULTS.labels(verdict=run.verdict).inc()
 
         routed_now = self.router.routed(self.md, self._routing_objects(list(applied.values())), routing)
-        status = self._status(decision.status, readiness, pods, routed_now, routing, specs)
+        report = compute_status(
+            self._observations(decision.status, deployments, pods, routed_now, specs), self.stamp
+        )
+        status = report.status
         await self._write_status(status)
+        for verdict in report.transitions:
+            await self.r.events.emit(
+                self.body, "Warning" if verdict.abnormal else "Normal", verdict.reason, verdict.message
+            )
         for event in decision.events:
             await self.r.events.emit(self.body, event.type, event.reason, event.message)
             if event.reason == "StepStarted":
@@ -388,67 +396,40 @@ class _Pass:
 
     # ------------------------------------------------------------------ status
 
-    def _status(
+    def _observations(
         self,
         decided: ModelDeploymentStatus,
-        readiness: dict[str, machine.RevisionReadiness],
+        deployments: list[dict[str, Any]],
         pods: list[dict[str, Any]],
-        routed: Any,
-        routing: Routing,
+        routed: RoutedState,
         specs: dict[str, RevisionSpec],
-    ) -> ModelDeploymentStatus:
-        status = decided.model_copy(deep=True)
-        status.observed_generation = self.body["metadata"].get("generation")
-        status.canary_weight = routed.canary_weight if routed and routed.canary_weight is not None else 0
-        status.url = _url(self.md)
-        stable_pods = _pods_of(pods, status.stable_revision)
-        stable_spec = specs.get(status.stable_revision or "", specs[self.revision])
+    ) -> Observations:
+        stable_spec = specs.get(decided.stable_revision or "", specs[self.revision])
         if is_mounted(stable_spec.model):
             model = ModelState(True, "Mounted", f"{stable_spec.model.uri} is mounted into the server pods")
         else:
-            model = model_state_from_pods(stable_pods)
-        status.model = ResolvedModel(uri=stable_spec.model.uri, resolved_digest=model.digest)
-        conditions = status.conditions
-        conditions = self._condition(conditions, "ModelReady", model.ready, model.reason, model.message)
-        traffic = [p for p in self.problems if p.condition == "TrafficReady"]
-        if traffic:
-            conditions = set_condition(
-                conditions, "TrafficReady", "False", traffic[0].reason, traffic[0].message, self.stamp
-            )
-        else:
-            conditions = set_condition(
-                conditions,
-                "TrafficReady",
-                "True",
-                "Routed",
-                f"{self.router.provider}: {status.canary_weight}% to the canary"
-                if routing.canary_revision
-                else f"{self.router.provider}: all traffic to {routing.stable_revision}",
-                self.stamp,
-            )
-        conditions = self._gpu_capacity(conditions, pods)
-        ready, reason, message = self._readiness_verdict(status, readiness, pods, model)
-        conditions = set_condition(conditions, "Ready", ready, reason, message, self.stamp)
-        for problem in self.problems:
-            if problem.condition == "Progressing":
-                conditions = set_condition(
-                    conditions, "Progressing", "True", problem.reason, problem.message, self.stamp
-                )
-        conditions = _with_canary_wait_cause(conditions, _pods_of(pods, status.canary_revision), self.stamp)
-        status.conditions = conditions
-        status.ready = ready
-        return status
+            model = model_state_from_pods(_pods_of(pods, decided.stable_revision))
+        return Observations(
+            spec=self.md.spec,
+            generation=self.body["metadata"].get("generation"),
+            previous=self.md.status,
+            decided=decided,
+            revisions=_readiness(deployments),
+            replica_failures=_replica_failures(deployments),
+            pods=pods,
+            model=model,
+            model_uri=stable_spec.model.uri,
+            provider=self.router.provider,
+            routed_weight=routed.canary_weight,
+            problems=tuple(self.problems),
+            gpu_capacity=self._gpu_capacity(pods),
+            url=_url(self.md),
+        )
 
-    def _condition(
-        self, conditions: list[Condition], kind: str, ready: bool | None, reason: str, message: str
-    ) -> list[Condition]:
-        state = "Unknown" if ready is None else ("True" if ready else "False")
-        return set_condition(conditions, kind, state, reason, message, self.stamp)
-
-    def _gpu_capacity(self, conditions: list[Condition], pods: list[dict[str, Any]]) -> list[Condition]:
+    def _gpu_capacity(self, pods: list[dict[str, Any]]) -> Condition | None:
         request = capacity.GPURequest.of(self.md.spec.runtime)
         if request is None:
-            return [c for c in conditions if c.type != capacity.CONDITION_TYPE]
+            return None
         ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
         others = [
             p
@@ -458,41 +439,7 @@ class _Pass:
         report = capacity.gpu_capacity(self.r.cluster.nodes, others, request)
         autoscaling = self.md.spec.autoscaling
         wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
-        verdict = capacity.capacity_condition(report, wanted, request)
-        return set_condition(
-            conditions, verdict.type, verdict.status, verdict.reason, verdict.message, self.stamp
-        )
-
-    def _readiness_verdict(
-        self,
-        status: ModelDeploymentStatus,
-        readiness: dict[str, machine.RevisionReadiness],
-        pods: list[dict[str, Any]],
-        model: Any,
-    ) -> tuple[str, str, str]:
-        blocking = [p for p in self.problems if p.condition in ("Ready", "TrafficReady")]
-        if blocking:
-            return "False", blocking[0].reason, blocking[0].message
-        stable = status.stable_revision
-        live = readiness.get(stable or "")
-        if stable is None or live is None:
-            return "False", "Creating", "the first revision's Deployment is being created"
-        if model.ready is False:
-            return "False", model.reason, model.message
-        if live.desired > 0 and live.ready < live.desired:
-            stable_pods = [
-                p for p in pods if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == stable
-            ]
-            why = capacity.pending_reason(stable_pods)
-            if why:
-                reason, _, _detail = why.partition(": ")
-                return "False", reason or "PodsNotReady", why
-            return (
-                "False",
-                "WaitingForReplicas",
-                f"{live.ready}/{live.desired} replicas of revision {stable} ready",
-            )
-        return "True", "Serving", f"revision {stable}: {live.ready}/{live.desired} replicas ready"
+        return capacity.capacity_condition(report, wanted, request)
 
     async def _write_status(self, status: ModelDeploymentStatus) -> None:
         new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -552,6 +499,19 @@ def _readiness(deployments: list[dict[str, Any]]) -> dict[str, machine.RevisionR
     return live
 
 
+def _replica_failures(deployments: list[dict[str, Any]]) -> dict[str, str]:
+    """Per revision, why its Deployment cannot create pods (admission, quota, a missing
+    ServiceAccount), verbatim from the ReplicaFailure condition the Deployment copies from its
+    ReplicaSet."""
+    failures = {}
+    for deployment in deployments:
+        revision = deployment["metadata"].get("labels", {}).get("modeldeploy.io/revision")
+        for condition in (deployment.get("status") or {}).get("conditions") or []:
+            if revision and condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+                failures[revision] = condition.get("message") or condition.get("reason", "")
+    return failures
+
+
 def _ready(readiness: dict[str, machine.RevisionReadiness], revision: str | None) -> int:
     return readiness[revision].ready if revision in readiness else 0
 
@@ -584,22 +544,3 @@ def _api_message(error: ApiException) -> str:
 
 def _pods_of(pods: list[dict[str, Any]], revision: str | None) -> list[dict[str, Any]]:
     return [p for p in pods if p["metadata"].get("labels", {}).get("modeldeploy.io/revision") == revision]
-
-
-def _with_canary_wait_cause(
-    conditions: list[Condition], canary_pods: list[dict[str, Any]], stamp: str
-) -> list[Condition]:
-    """A canary that gets no traffic because its pods are not ready says why in Progressing
-    (a crash loop, an image pull, a failed fetch, no node), as Ready does for stable."""
-    why = capacity.pending_reason(canary_pods)
-    progressing = next((c for c in conditions if c.type == "Progressing"), None)
-    if not why or progressing is None or progressing.status != "True":
-        return conditions
-    return set_condition(
-        conditions,
-        "Progressing",
-        "True",
-        progressing.reason,
-        f"{progressing.message}; canary pods: {why}",
-        stamp,
-    )

@@ -17,8 +17,11 @@ See docs/storage-pods.md.
 
 from __future__ import annotations
 
+import copy
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from modeldeploy.api.models import ModelSource
@@ -35,6 +38,13 @@ MODELCAR_IMAGE_MODEL_DIR = "/models"
 INITIALIZER_UID = 65532
 
 OciMode = Literal["image-volume", "modelcar"]
+# Downloads are network-bound: a small CPU request without a limit, so a transfer is never
+# throttled; the memory limit bounds what the client libraries buffer. Operator-wide
+# (--initializer-resources) and per model (spec.model.initializer.resources) replaceable, for
+# namespaces whose LimitRange or ResourceQuota allows less.
+DEFAULT_INITIALIZER_RESOURCES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,10 @@ def is_mounted(model: ModelSource) -> bool:
 
 
 def model_volume(
-    model: ModelSource, initializer_image: str, oci_mode: OciMode = "image-volume"
+    model: ModelSource,
+    initializer_image: str,
+    oci_mode: OciMode = "image-volume",
+    initializer_resources: Mapping[str, Any] = DEFAULT_INITIALIZER_RESOURCES,
 ) -> ModelVolume:
     scheme, _, location = model.uri.partition("://")
     env = _server_env(model)
@@ -71,7 +84,7 @@ def model_volume(
         return (
             _modelcar(model, location, env) if oci_mode == "modelcar" else _image_volume(model, location, env)
         )
-    return _fetched(model, initializer_image, env)
+    return _fetched(model, initializer_image, env, initializer_resources)
 
 
 def _server_env(model: ModelSource) -> list[dict[str, Any]]:
@@ -92,7 +105,9 @@ def fetch_args(model: ModelSource) -> list[str]:
     return args
 
 
-def _fetched(model: ModelSource, initializer_image: str, env: list[dict[str, Any]]) -> ModelVolume:
+def _fetched(
+    model: ModelSource, initializer_image: str, env: list[dict[str, Any]], resources: Mapping[str, Any]
+) -> ModelVolume:
     fetcher: dict[str, Any] = {
         "name": FETCH_CONTAINER,
         "image": initializer_image,
@@ -104,10 +119,10 @@ def _fetched(model: ModelSource, initializer_image: str, env: list[dict[str, Any
     if model.credentials_secret:
         # Referenced, never copied: the secret values stay out of the Deployment.
         fetcher["envFrom"] = [{"secretRef": {"name": model.credentials_secret}}]
+    if model.initializer is not None and model.initializer.resources is not None:
+        resources = model.initializer.resources.model_dump(exclude_defaults=True)
     fetcher |= {
-        # Downloads are network-bound: a small CPU request without a limit, so a transfer is
-        # never throttled; the memory limit bounds what the client libraries buffer.
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": copy.deepcopy(dict(resources)),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": INITIALIZER_UID,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from modeldeploy.api.models import ModelDeployment, Runtime
 from modeldeploy.render import common
-from modeldeploy.render.model_volume import OciMode, model_volume
+from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, model_volume
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan
 
 LABEL_ROLE = "modeldeploy.io/role"
@@ -32,9 +33,13 @@ PROBE_PERIOD_SECONDS = 10
 # start). A failed startup probe is one cheap request to the pod.
 STARTUP_PROBE_PERIOD_SECONDS = 2
 PROBE_TIMEOUT_SECONDS = 5
-# Scheduling, pulling a multi-gigabyte server image and fetching the model all happen before
-# the startup probe starts counting; the Deployment's progress deadline allows for them.
-PROGRESS_ALLOWANCE_SECONDS = 600
+# Pod Security "restricted" as far as it can go without breaking server images that run as
+# root (runAsNonRoot would): users complete it with spec.runtime.(pod)securityContext.
+POD_SECURITY_DEFAULTS: Mapping[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_DEFAULTS: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 def deployment_name(md: ModelDeployment, revision: str) -> str:
@@ -53,14 +58,17 @@ def deployment_selector(md: ModelDeployment, revision: str) -> dict[str, str]:
 
 
 def render_deployment(
-    md: ModelDeployment, plan: RevisionPlan, initializer_image: str, oci_mode: OciMode = "image-volume"
+    md: ModelDeployment,
+    plan: RevisionPlan,
+    initializer_image: str,
+    oci_mode: OciMode = "image-volume",
+    initializer_resources: Mapping[str, Any] = DEFAULT_INITIALIZER_RESOURCES,
 ) -> dict[str, Any]:
     metadata = common.child_metadata(md, deployment_name(md, plan.revision), plan.revision)
     # The role is on the Deployment only: on the pod template, promoting a canary would
     # restart every pod of it.
     metadata["labels"][LABEL_ROLE] = plan.role
     metadata["annotations"] = {REVISION_SPEC_ANNOTATION: plan.spec.to_annotation()}
-    runtime = plan.spec.runtime
     spec: dict[str, Any] = {}
     if plan.replicas is not None:
         spec["replicas"] = plan.replicas
@@ -68,10 +76,12 @@ def render_deployment(
         "selector": {"matchLabels": deployment_selector(md, plan.revision)},
         "strategy": _strategy(md),
         "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
-        "progressDeadlineSeconds": runtime.startup_timeout_seconds + PROGRESS_ALLOWANCE_SECONDS,
+        # The model's own deadline: scheduling, pulling a multi-gigabyte server image and
+        # fetching the model all happen before the startup probe starts counting.
+        "progressDeadlineSeconds": md.spec.progress_deadline_seconds(),
         "template": {
             "metadata": _pod_metadata(md, plan),
-            "spec": pod_spec(plan, initializer_image, oci_mode),
+            "spec": pod_spec(plan, initializer_image, oci_mode, initializer_resources),
         },
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
@@ -97,10 +107,13 @@ def _pod_metadata(md: ModelDeployment, plan: RevisionPlan) -> dict[str, Any]:
 
 
 def pod_spec(
-    plan: RevisionPlan, initializer_image: str, oci_mode: OciMode = "image-volume"
+    plan: RevisionPlan,
+    initializer_image: str,
+    oci_mode: OciMode = "image-volume",
+    initializer_resources: Mapping[str, Any] = DEFAULT_INITIALIZER_RESOURCES,
 ) -> dict[str, Any]:
     runtime = plan.spec.runtime
-    volume = model_volume(plan.spec.model, initializer_image, oci_mode)
+    volume = model_volume(plan.spec.model, initializer_image, oci_mode, initializer_resources)
     volumes = list(volume.volumes)
     mounts = list(volume.server_volume_mounts)
     if _wants_shm(runtime):
@@ -122,7 +135,7 @@ def pod_spec(
     spec["enableServiceLinks"] = False
     if volume.share_process_namespace:
         spec["shareProcessNamespace"] = True
-    spec["securityContext"] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    spec["securityContext"] = _merged(POD_SECURITY_DEFAULTS, runtime.pod_security_context)
     if volume.image_pull_secrets:
         spec["imagePullSecrets"] = volume.image_pull_secrets
     init_containers = volume.init_containers + volume.sidecars
@@ -158,11 +171,21 @@ def _server_container(
     container |= _probes(runtime)
     container |= {
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        # Not runAsNonRoot or a dropped capability set: many server images run as root and
-        # would fail to start; the pod stays within the Pod Security "baseline" level.
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": _merged(CONTAINER_SECURITY_DEFAULTS, runtime.security_context),
     }
     return container
+
+
+def _merged(defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`overrides` over `defaults`, key by key into nested objects (so capabilities.add keeps
+    the default capabilities.drop)."""
+    merged = copy.deepcopy(dict(defaults))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def _env(runtime: Runtime, model_env: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ ANALYSIS_RUNS_LIMIT = 10
 READBACK_POLL_SECONDS = 2.0
 
 Action = Literal["promote", "abort", "pause", "resume"]
-Phase = Literal["Stable", "Progressing", "Paused", "Promoting", "RolledBack", "Failed"]
+Phase = Literal["Stable", "Progressing", "Paused", "Promoting", "RolledBack", "Failed", "Stalled"]
 IN_FLIGHT: tuple[Phase, ...] = ("Progressing", "Paused", "Promoting")
 REJECTED: tuple[Phase, ...] = ("RolledBack", "Failed")
 
@@ -110,6 +110,8 @@ class Observations:
     """The request annotation, if any (handled or not: the status remembers)."""
     measurements: tuple[AnalysisRun, ...] = ()
     """Results of the analysis the previous decision asked for (see Decision.analysis_due)."""
+    generation: int | None = None
+    """metadata.generation of the object: a new one restarts the progress deadline."""
 
 
 @dataclass(frozen=True)
@@ -173,11 +175,17 @@ class _Tick:
     def decide(self) -> Decision:
         if self.observations.routed_weight is not None:
             self.status.canary_weight = self.observations.routed_weight
+        was_stalled = self._phase == "Stalled"
+        if was_stalled:
+            self.status.phase = self._phase_before_stall()
+        if self.observations.generation != self.status.observed_generation:
+            self.rollout.progress_since = None
         if self.status.stable_revision is None:
             self._first_revision()
         self._handle_request()
         self._follow_spec_revision()
         self._progress()
+        self._check_progress_deadline(was_stalled)
         self._remove_retired()
         self._set_conditions()
         revisions = self._live_revisions()
@@ -318,6 +326,49 @@ class _Tick:
         self.status.canary_revision = wanted
         self.status.phase = "Progressing"
         self._new_rollout()
+
+    # ------------------------------------------------------------------ progress deadline
+
+    def _phase_before_stall(self) -> Phase:
+        """Stalled is shown instead of the phase it interrupted: a canary in flight, the
+        replacement of stable in place (not yet promoted), or stable itself."""
+        if self._canary is not None or self.rollout.promoted_at is None:
+            return "Progressing"
+        return "Stable"
+
+    def _awaited_revision(self) -> str | None:
+        """The revision whose replicas the rollout is waiting for, if it waits for any: a
+        paused or promoting rollout and a rejected canary wait for people or the router."""
+        if self._phase in ("Paused", "Promoting") or self._phase in REJECTED:
+            return None
+        return self._canary or self._stable
+
+    def _check_progress_deadline(self, was_stalled: bool) -> None:
+        """A revision whose replicas never become ready (no node fits, pods refused, a crash
+        loop) must not look busy forever: past the deadline it is Stalled, and an automated
+        canary rolls back, as a Deployment reports ProgressDeadlineExceeded."""
+        revision = self._awaited_revision()
+        live = self.observations.live.get(revision) if revision else None
+        if revision is None or (live is not None and live.complete):
+            self.rollout.progress_since = None
+            return
+        since = parse_timestamp(self.rollout.progress_since or self.stamp)
+        self.rollout.progress_since = format_timestamp(since)
+        limit = self.spec.progress_deadline_seconds()
+        deadline = since + timedelta(seconds=limit)
+        if self.now < deadline:
+            self._wait_until(deadline)
+            return
+        message = f"revision {revision} did not have all replicas ready within {limit}s ({self._replicas(revision)})"
+        if revision == self._canary and self.spec.rollout.canary.steps:
+            self._roll_back(
+                "ProgressDeadlineExceeded", f"{message}; all traffic back on stable {self._stable}"
+            )
+            return
+        self.status.phase = "Stalled"
+        self.rollout.message = message
+        if not was_stalled:
+            self._emit("ProgressDeadlineExceeded", message, warning=True)
 
     # ------------------------------------------------------------------ requests
 
@@ -620,6 +671,8 @@ class _Tick:
             self._set_condition(
                 "Progressing", "True", phase if phase in IN_FLIGHT else "WaitingForReplicas", message
             )
+        elif phase == "Stalled":
+            self._set_condition("Progressing", "False", "ProgressDeadlineExceeded", message)
         else:
             self._set_condition(
                 "Progressing", "False", str(phase), message or f"revision {self._stable} is stable"
