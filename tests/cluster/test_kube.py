@@ -72,3 +72,24 @@ async def test_a_status_write_returns_the_version_its_watch_event_carries(
         "modeldeploy.io/v1alpha1", "ModelDeployment", unwatched_namespace, "echo", {"phase": "Stable"}
     )
     assert get(kubectl, unwatched_namespace, "echo")["metadata"]["resourceVersion"] == written
+
+
+async def test_a_repeated_event_is_counted_on_one_event_and_a_new_reason_is_its_own(
+    kube: Kube, kubectl: Kubectl, unwatched_namespace: str
+) -> None:
+    from kubernetes_asyncio.client import CoreV1Api
+
+    from modeldeploy.controller.events import EventRecorder
+
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "subject", "namespace": unwatched_namespace, "uid": str(uuid.uuid4())},
+    }
+    recorder = EventRecorder(CoreV1Api(kube.api), instance="test")
+    for _ in range(5):
+        await recorder.emit(config_map, "Warning", "ReplicaFailure", "pods are refused: exceeded quota")
+    await recorder.emit(config_map, "Normal", "Serving", "revision a: 1/1 replicas ready")
+
+    events = kubectl.json("get", "events", "-n", unwatched_namespace)["items"]
+    assert sorted((e["reason"], e["count"]) for e in events) == [("ReplicaFailure", 5), ("Serving", 1)]

@@ -397,7 +397,8 @@ class Runtime(Model):
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations on server pods.")
     pod_labels: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra labels on server pods; keys under modeldeploy.io/ and the app.kubernetes.io/ "
+        max_length=64,
+        description="Extra labels on server pods (at most 64); keys under modeldeploy.io/ and the app.kubernetes.io/ "
         "labels the operator sets are reserved.",
     )
     security_context: dict[str, Any] = Field(

@@ -98,6 +98,8 @@ def _transitions(seen: Observations, verdicts: dict[str, Verdict]) -> tuple[Verd
             continue
         if kind is STALLED and (verdict.status != "True" or machine_told):
             continue
+        if any((told.reason, told.message) == (verdict.reason, verdict.message) for told in changed):
+            continue  # Ready fell for the reason that stalls: one Event says both
         changed.append(verdict)
     return tuple(changed)
 
@@ -127,7 +129,7 @@ def _verdicts(seen: Observations) -> dict[str, Verdict]:
         ready,
         _reconciling_verdict(seen, ready, stalled),
         stalled,
-        _progressing_verdict(seen, decided),
+        _progressing_verdict(seen, decided, stalled),
         degraded,
         model,
         traffic,
@@ -214,7 +216,11 @@ def _degraded_verdict(seen: Observations, decided: dict[str, Condition], stalled
     return _from_condition(DEGRADED, decided.get(DEGRADED.name), Verdict(DEGRADED, "False", "Healthy"))
 
 
-def _progressing_verdict(seen: Observations, decided: dict[str, Condition]) -> Verdict:
+def _progressing_verdict(seen: Observations, decided: dict[str, Condition], stalled: Verdict) -> Verdict:
+    """The machine's verdict on the rollout, with why a canary's pods are not ready; a stall
+    stops progress (as a Deployment's Progressing turns False at its deadline)."""
+    if stalled.status == "True":
+        return Verdict(PROGRESSING, "False", stalled.reason, stalled.message)
     verdict = _from_condition(
         PROGRESSING, decided.get(PROGRESSING.name), Verdict(PROGRESSING, "False", "Stable")
     )
