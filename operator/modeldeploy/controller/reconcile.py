@@ -443,17 +443,29 @@ class _Pass:
 
     async def _write_status(self, status: ModelDeploymentStatus) -> None:
         new = status.model_dump(by_alias=True, exclude_none=True, mode="json")
-        old = self.body.get("status") or {}
-        if not _status_changes(old, new):
+        patch = _merge_patch(self.body.get("status") or {}, new)
+        if not patch:
             return
-        # Fields that disappeared must be removed explicitly in a merge patch.
-        patch = {key: None for key in old if key not in new} | new
         self.r.status_writes[self.key] = await self.kube.patch_status(
             API_VERSION, KIND, self.namespace, self.name, patch
         )
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) from `old` to `new`: fields that disappeared, at any
+    depth, are removed explicitly with null."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            if value != before:
+                patch[key] = _merge_patch(before, value)
+        elif value != before:
+            patch[key] = value
+    return patch
 
 
 def _status_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:
