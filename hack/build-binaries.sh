@@ -8,10 +8,11 @@
 #   the real node (not in `all`): kubelet, kube-proxy                  (k8s.io/kubernetes)
 #                                 containerd, ctr, containerd-shim-runc-v2 (github.com/containerd/containerd/v2)
 #                                 traefik, its Gateway API data plane (github.com/traefik/traefik/v3)
+#   gitops-verdicts, the tests' kstatus and Argo CD Lua harness (hack/gitops-verdicts; not in `all`)
 # and unpacks the CRDs of Gateway API, Istio, SMI and KEDA from their modules.
 # A warm cache makes this a no-op.
 #
-# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger|node|traefik]...
+# Usage: hack/build-binaries.sh [all|kube|etcd|kwok|helm|crds|flagger|node|traefik|gitops-verdicts]...
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -171,6 +172,24 @@ build_flagger() {
   mv "$out/crd.yaml.tmp" "$out/crd.yaml"
 }
 
+# The harness is the project's own module, so it is cached by a hash of its sources (and the Go
+# release) instead of a version; the binary's path is printed on stdout for the tests.
+build_gitops_verdicts() {
+  local src="$here/gitops-verdicts" key
+  key=$( (go env GOVERSION; cd "$src" && cat go.mod go.sum ./*.go) | sha256sum | cut -c1-16)
+  local out="$cache/gitops-verdicts-$key/bin"
+  if [[ ! -x "$out/gitops-verdicts" ]]; then
+    say "building gitops-verdicts $key (cold: about 30 seconds)"
+    local log="$cache/logs/build-gitops-verdicts-$key.log"
+    mkdir -p "$out"; : >"$log"
+    # Built beside its final name and renamed, so that concurrent test sessions never run a
+    # half-written binary.
+    ( cd "$src" && run "$log" go build -trimpath -ldflags "-s -w" -o "$out/gitops-verdicts.$$" . )
+    mv "$out/gitops-verdicts.$$" "$out/gitops-verdicts"
+  fi
+  echo "$out/gitops-verdicts"
+}
+
 # concat_yaml OUT FILE...: the files as one multi-document YAML, written atomically.
 concat_yaml() {
   local out=$1; shift
@@ -223,6 +242,7 @@ for target in "${targets[@]}"; do
     crds) unpack_crds ;;
     node) build_kube; build_kube kubelet kube-proxy; build_containerd; build_traefik ;;
     traefik) build_traefik ;;
-    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger node traefik)" ;;
+    gitops-verdicts) build_gitops_verdicts ;;
+    *) fail "unknown target '$target' (allowed: all kube etcd kwok helm crds flagger node traefik gitops-verdicts)" ;;
   esac
 done

@@ -1,10 +1,10 @@
--- Argo CD health of a modeldeploy.io ModelDeployment, from its kstatus-style status.
--- Order matters: conditions about an older generation say nothing about the current
--- spec, so staleness is checked first; a failed rollout outranks one in progress.
+-- Argo CD health of a modeldeploy.io ModelDeployment. It reads the conditions kstatus reads
+-- (Flux, kubectl wait) in the same order, so that both tools give the same verdict:
+-- Progressing = InProgress, Degraded = Failed, Healthy or Suspended = Current (docs/gitops.md).
 local hs = {}
 
 local function condition(conditionType)
-  if obj.status == nil or obj.status.conditions == nil then
+  if obj.status.conditions == nil then
     return nil
   end
   for _, c in ipairs(obj.status.conditions) do
@@ -37,37 +37,47 @@ if obj.status == nil then
   return hs
 end
 
+-- Conditions about another generation say nothing about the current spec.
 local generation = obj.metadata.generation
 local observed = obj.status.observedGeneration
-local phase = obj.status.phase
-local ready = condition("Ready")
-local progressing = condition("Progressing")
-local degraded = condition("Degraded")
-
-if observed == nil or (generation ~= nil and observed < generation) then
+if observed == nil or (generation ~= nil and observed ~= generation) then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
   return hs
 end
 
-if isTrue(degraded) or phase == "RolledBack" or phase == "Failed" then
+local stalled = condition("Stalled")
+local reconciling = condition("Reconciling")
+local ready = condition("Ready")
+
+-- The operator cannot go on without a change by someone.
+if isTrue(stalled) then
   hs.status = "Degraded"
-  hs.message = messageOf("Phase " .. tostring(phase), degraded, ready)
+  hs.message = messageOf("Stalled: " .. tostring(stalled.reason), stalled)
   return hs
 end
 
-if isTrue(progressing) or phase == "Progressing" or phase == "Promoting" or phase == "Paused" then
+if isTrue(reconciling) then
   hs.status = "Progressing"
-  hs.message = messageOf("Phase " .. tostring(phase), progressing, ready)
+  hs.message = messageOf("Reconciling: " .. tostring(reconciling.reason), reconciling)
   return hs
 end
 
-if isTrue(ready) and phase == "Stable" then
+-- A paused canary, as Argo CD shows a paused Argo Rollout, while its stable revision serves;
+-- a paused canary whose stable revision is not ready is still waiting (kstatus: InProgress).
+if obj.status.phase == "Paused" and isTrue(ready) then
+  hs.status = "Suspended"
+  hs.message = messageOf("Paused", reconciling, condition("Progressing"))
+  return hs
+end
+
+-- The desired state is reached: this includes a manual canary held at its weight.
+if isTrue(ready) then
   hs.status = "Healthy"
-  hs.message = messageOf("Serving the stable revision", ready)
+  hs.message = messageOf("Ready", ready)
   return hs
 end
 
 hs.status = "Progressing"
-hs.message = messageOf("Waiting for the model to become ready", ready)
+hs.message = messageOf("Waiting for the operator to report Ready", ready)
 return hs

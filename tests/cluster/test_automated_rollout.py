@@ -9,6 +9,7 @@ Timings are scaled to seconds (analysis every 2 s, pauses of a few seconds).
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from modeldeploy.rollout.timing import parse_timestamp
 from tests.cluster.harness import Kubectl, Operator
 from tests.cluster.modeldeployments import condition, get, manifest, wait_condition, wait_status
 from tests.cluster.waiting import wait_for
+from tests.gitops_verdicts import enabled_actions, run_action, tool_statuses
 from tests.loopback import free_port
 from tests.prometheus_server import (
     ServedRevision,
@@ -344,10 +346,23 @@ def test_a_killed_operator_resumes_the_rollout_at_the_same_step(
         assert sum(message.startswith(f"step {number}/{len(steps)}:") for message in started) == 1, started
 
 
+def argocd_action(kubectl: Kubectl, namespace: str, action: str) -> None:
+    """What Argo CD does when someone runs the resource action: runs it on the live object
+    (it must be offered) and sends the difference as a merge patch."""
+    live = get(kubectl, namespace, NAME)
+    assert enabled_actions(live)[action], f"{action} not offered for phase {live['status'].get('phase')}"
+    patch = run_action(live, action).patch
+    kubectl.run("patch", "modeldeployment", NAME, "-n", namespace, "--type=merge", "-p", json.dumps(patch))
+
+
+@pytest.mark.parametrize("via", ["cli", "argocd"])
 def test_rollout_commands_act_without_touching_the_spec(
-    kubectl: Kubectl, namespace: str, kubeconfig: str
+    kubectl: Kubectl, namespace: str, kubeconfig: str, via: str
 ) -> None:
     def modeldeploy(command: str) -> str:
+        if via == "argocd" and command != "status":
+            argocd_action(kubectl, namespace, command)
+            return ""
         result = subprocess.run(
             [MODELDEPLOY, command, NAME, "-n", namespace, "--kubeconfig", kubeconfig],
             capture_output=True,
@@ -365,6 +380,7 @@ def test_rollout_commands_act_without_touching_the_spec(
     modeldeploy("pause")
     body = wait_status(kubectl, namespace, NAME, phase="Paused")
     assert body["status"]["canaryWeight"] == 20
+    assert tool_statuses(body) == ("Current", "Suspended")
     assert body["status"]["rollout"]["lastHandledRequest"].startswith("pause@")
     report = modeldeploy("status")
     assert re.search(r"^Phase:\s+Paused\s", report, re.MULTILINE), report
@@ -379,6 +395,7 @@ def test_rollout_commands_act_without_touching_the_spec(
     modeldeploy("promote")
     body = wait_status(kubectl, namespace, NAME, phase="Stable", stableRevision=revision)
     assert [entry["revision"] for entry in body["status"]["history"]] == [stable, revision]
+    assert tool_statuses(body) == ("Current", "Healthy")
     assert body["metadata"]["generation"] == generation
 
     third = start_canary(kubectl, namespace, canary, image="ghcr.io/example/server:3")
