@@ -114,10 +114,15 @@ def root_schema() -> dict[str, Any]:
             },
             "metadata": {"type": "object"},
             "spec": object_schema(ModelDeploymentSpec),
-            "status": object_schema(ModelDeploymentStatus),
+            # Until the operator's first status, kstatus (Flux, `kubectl wait`) would call a new
+            # object Current; an observedGeneration behind any generation makes it InProgress.
+            "status": object_schema(ModelDeploymentStatus) | {"default": {"observedGeneration": UNOBSERVED}},
         },
         "x-kubernetes-validations": [rule.validation() for rule in ModelDeployment.rules],
     }
+
+
+UNOBSERVED = -1
 
 
 def object_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -38,10 +38,12 @@ TRAFFIC_READY = ConditionType("TrafficReady", False, "the traffic provider route
 GPU = ConditionType(GPU_CAPACITY, False, "the pods' GPUs fit on the free GPUs of matching nodes")
 
 # In the order they are written, so that status reads the same on every pass.
+# kstatus takes whichever of Reconciling and Stalled comes first when both are True (never,
+# by construction): Stalled first, as the more useful of the two.
 REGISTRY: tuple[ConditionType, ...] = (
     READY,
-    RECONCILING,
     STALLED,
+    RECONCILING,
     PROGRESSING,
     DEGRADED,
     MODEL_READY,
