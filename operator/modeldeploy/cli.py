@@ -174,6 +174,26 @@ def fetch_model(
             min=0.01, envvar="MODELDEPLOY_PROGRESS_INTERVAL", help="Seconds between progress lines."
         ),
     ] = 5.0,
+    verify_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Refuse the model unless its model-signing signature verifies with this public key "
+            "(PEM, elliptic-curve P-256/P-384/P-521)."
+        ),
+    ] = None,
+    verify_certificate_chain: Annotated[
+        Path | None,
+        typer.Option(
+            help="Refuse the model unless its signing certificate chains up to these certificates (PEM)."
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            help="The signature: a path inside the model (default model.sig at its root) or a URI of "
+            "the model's scheme. It is not part of the served model."
+        ),
+    ] = None,
 ) -> None:
     """Fetch a model into a directory (the model init container), or print a model's digest."""
     from modeldeploy.storage.main import run_fetch_model, run_print_digest
@@ -186,7 +206,17 @@ def fetch_model(
         )
     raise typer.Exit(
         run_fetch_model(
-            uri, dest, sha256, allow_pattern or (), termination_log, attempts, backoff, progress_interval
+            uri,
+            dest,
+            sha256,
+            allow_pattern or (),
+            termination_log,
+            attempts,
+            backoff,
+            progress_interval,
+            verify_key,
+            verify_certificate_chain,
+            signature,
         )
     )
 
