@@ -106,6 +106,15 @@ def run(
         OciModeOption,
         typer.Option(help="How oci:// models are mounted: Kubernetes image volumes or a modelcar sidecar."),
     ] = OciModeOption.image_volume,
+    require_verification: Annotated[
+        bool,
+        typer.Option(
+            "--require-verification",
+            envvar="MODELDEPLOY_REQUIRE_VERIFICATION",
+            help="Refuse every ModelDeployment without spec.model.verification (per namespace: label "
+            "modeldeploy.io/require-verification=true).",
+        ),
+    ] = False,
     leader_election_namespace: Annotated[
         str | None,
         typer.Option(
@@ -119,6 +128,7 @@ def run(
     """Run the operator."""
     from modeldeploy.controller.logs import configure_logging
     from modeldeploy.controller.operator import RunOptions, run_operator
+    from modeldeploy.api.verification_policy import VerificationPolicy
     from modeldeploy.controller.reconcile import Settings
 
     configure_logging(log_format.value, verbose)
@@ -128,7 +138,11 @@ def run(
         metrics_port=metrics_port,
         health_port=health_port,
         workers=workers,
-        settings=Settings(initializer_image=initializer_image, oci_mode=oci_mode.value),
+        settings=Settings(
+            initializer_image=initializer_image,
+            oci_mode=oci_mode.value,
+            verification_policy=VerificationPolicy(required_everywhere=require_verification),
+        ),
         leader_election_namespace=leader_election_namespace,
     )
     _on_cluster(run_operator(options), kubeconfig)

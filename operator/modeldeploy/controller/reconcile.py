@@ -27,11 +27,12 @@ from modeldeploy.api.models import (
     Condition,
     ModelDeployment,
     ModelDeploymentStatus,
-    ResolvedModel,
 )
+from modeldeploy.api.verification_policy import VERIFICATION_REQUIRED, VerificationPolicy
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.kube import ApplyResult, KindNotServed, Kube
+from modeldeploy.controller.verification import verification_refusal
 from modeldeploy.render.autoscaler import (
     AutoscalingError,
     autoscaler_kind,
@@ -47,6 +48,7 @@ from modeldeploy.rollout import machine
 from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
 from modeldeploy.rollout.timing import format_timestamp
+from modeldeploy.storage.model_status import history_with_signer, model_events, resolved_model
 from modeldeploy.storage.termination import ModelState, model_state_from_pods
 from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
 
@@ -70,6 +72,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 class Settings:
     initializer_image: str
     oci_mode: OciMode = "image-volume"
+    verification_policy: VerificationPolicy = field(default_factory=VerificationPolicy)
 
 
 @dataclass
@@ -111,7 +114,11 @@ class Reconciler:
         try:
             md = ModelDeployment.model_validate(body)
         except ValidationError as error:
-            await self._refuse(body, error, now or datetime.now(UTC))
+            await self._refuse(body, "InvalidSpec", _invalid_spec_message(error), now or datetime.now(UTC))
+            return None
+        refusal = await verification_refusal(self.settings.verification_policy, md, self.cluster, self.kube)
+        if refusal is not None:
+            await self._refuse(body, VERIFICATION_REQUIRED, refusal, now or datetime.now(UTC))
             return None
         return await _Pass(self, md, body, now or datetime.now(UTC)).run()
 
@@ -124,17 +131,11 @@ class Reconciler:
             self.phases[key] = phase
             metrics.MODEL_DEPLOYMENTS.labels(phase=phase).inc()
 
-    async def _refuse(self, body: dict[str, Any], error: ValidationError, now: datetime) -> None:
-        """A spec the schema let through but the models refuse: say which field, and wait for a fix."""
-        message = "; ".join(
-            f"spec.{'.'.join(str(part) for part in issue['loc'][1:])}: {issue['msg']}"
-            if issue["loc"] and issue["loc"][0] == "spec"
-            else f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        )
+    async def _refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
+        """A spec the operator refuses (the models or the verification policy): say why, and wait for a fix."""
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
         conditions = set_condition(
-            status.conditions, "Ready", "False", "InvalidSpec", message, format_timestamp(now)
+            status.conditions, "Ready", "False", reason, message, format_timestamp(now)
         )
         patch = {
             "observedGeneration": body["metadata"].get("generation"),
@@ -144,7 +145,7 @@ class Reconciler:
         if _status_changes(body.get("status") or {}, patch):
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             self.status_writes[key] = await self.kube.patch_status(API_VERSION, KIND, *key, patch)
-            await self.events.emit(body, "Warning", "InvalidSpec", message)
+            await self.events.emit(body, "Warning", reason, message)
 
 
 class _Pass:
@@ -223,7 +224,7 @@ class _Pass:
         routed_now = self.router.routed(self.md, self._routing_objects(list(applied.values())), routing)
         status = self._status(decision.status, readiness, pods, routed_now, routing, specs)
         await self._write_status(status)
-        for event in decision.events:
+        for event in [*decision.events, *model_events(self.md.status, status)]:
             await self.r.events.emit(self.body, event.type, event.reason, event.message)
             if event.reason == "StepStarted":
                 metrics.ROLLOUT_STEP_TRANSITIONS.inc()
@@ -407,7 +408,8 @@ class _Pass:
             model = ModelState(True, "Mounted", f"{stable_spec.model.uri} is mounted into the server pods")
         else:
             model = model_state_from_pods(stable_pods)
-        status.model = ResolvedModel(uri=stable_spec.model.uri, resolved_digest=model.digest)
+        status.model = resolved_model(stable_spec.model.uri, model)
+        status.history = history_with_signer(status.history, status.stable_revision, status.model)
         conditions = status.conditions
         conditions = self._condition(conditions, "ModelReady", model.ready, model.reason, model.message)
         traffic = [p for p in self.problems if p.condition == "TrafficReady"]
@@ -507,6 +509,15 @@ class _Pass:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _invalid_spec_message(error: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(part) for part in issue['loc'][1:])}: {issue['msg']}"
+        if issue["loc"] and issue["loc"][0] == "spec"
+        else f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+        for issue in error.errors()
+    )
 
 
 def _status_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -152,7 +152,9 @@ def _verified_signer(staging: Path, work: Path, request: FetchRequest) -> str | 
         return verify_model(staging, signature_inside(staging, verification.signature), verification.trust)
     source = Source(verification.signature)
     if source.uri.partition("://")[0] != request.source.uri.partition("://")[0]:
-        raise FetchError(f"--signature {source.shown} must use the scheme of the model URI {request.source.shown}")
+        raise FetchError(
+            f"--signature {source.shown} must use the scheme of the model URI {request.source.shown}"
+        )
     fetched, scratch = work / "signature", work / "signature-scratch"
     fetched.mkdir()
     scratch.mkdir()

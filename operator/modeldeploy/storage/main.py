@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from modeldeploy.api.models import DEFAULT_SIGNATURE
 from modeldeploy.storage.digest import model_digest, model_files
 from modeldeploy.storage.errors import FetchError
 from modeldeploy.storage.fetch import FetchRequest, fetch_model
 from modeldeploy.storage.redact import ScrubbingFilter, scrub
 from modeldeploy.storage.schemes import Source
-from modeldeploy.storage.signature import DEFAULT_SIGNATURE, Trust, Verification
+from modeldeploy.storage.signature import Trust, Verification
 from modeldeploy.storage.termination import FETCH_FAILED, failure_line, success_line
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")

@@ -27,12 +27,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from modeldeploy.api.models import DEFAULT_SIGNATURE
 from modeldeploy.storage.digest import model_files
 from modeldeploy.storage.errors import FetchError
 from modeldeploy.storage.termination import SIGNATURE_INVALID, SIGNATURE_MISSING
 
-# Where `model_signing sign` is told to write it, at the model's root, unless the signature lives elsewhere.
-DEFAULT_SIGNATURE = "model.sig"
 EC_CURVES = ("secp256r1", "secp384r1", "secp521r1")
 
 
@@ -94,7 +93,10 @@ def verify_model(model: Path, signature: Path, trust: Trust) -> str:
             config.use_certificate_verifier(certificate_chain=[trust.certificate_chain])
         config.verify(model, signature)
         # Read again only to learn which files it covers; the library verified it just above.
-        signed = {descriptor.identifier for descriptor in config._verifier.verify(_read(signature)).resource_descriptors()}
+        signed = {
+            descriptor.identifier
+            for descriptor in config._verifier.verify(_read(signature)).resource_descriptors()
+        }
     except FetchError:
         raise
     except InvalidSignature:
@@ -126,7 +128,9 @@ def _require_supported_key(path: Path) -> None:
             f"({', '.join(EC_CURVES)}) only"
         )
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in EC_CURVES:
-        raise SignatureInvalid(f"the verification key must be an elliptic-curve key on {', '.join(EC_CURVES)}")
+        raise SignatureInvalid(
+            f"the verification key must be an elliptic-curve key on {', '.join(EC_CURVES)}"
+        )
 
 
 def _read(signature: Path):  # type: ignore[no-untyped-def]
