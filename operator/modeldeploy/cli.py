@@ -126,9 +126,9 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator."""
+    from modeldeploy.api.verification_policy import VerificationPolicy
     from modeldeploy.controller.logs import configure_logging
     from modeldeploy.controller.operator import RunOptions, run_operator
-    from modeldeploy.api.verification_policy import VerificationPolicy
     from modeldeploy.controller.reconcile import Settings
 
     configure_logging(log_format.value, verbose)

@@ -27,8 +27,10 @@ class VerificationPolicy:
             return None
         namespace = md.metadata.get("namespace", "")
         if self.required_everywhere:
-            policy = "the operator requires verified models in every namespace (modeldeploy run "
-            "--require-verification, Helm value verification.required)"
+            policy = (
+                "the operator requires verified models in every namespace "
+                "(modeldeploy run --require-verification, Helm value verification.required)"
+            )
         elif namespace_labels.get(REQUIRE_VERIFICATION_LABEL) == "true":
             policy = (
                 f"namespace {namespace} requires verified models (label {REQUIRE_VERIFICATION_LABEL}=true)"

@@ -103,10 +103,12 @@ def verify_model(model: Path, signature: Path, trust: Trust) -> str:
         raise SignatureInvalid(f"{signature.name} was not signed by the trusted key") from None
     except Exception as error:
         raise SignatureInvalid(_describe(error, signature)) from error
-    _remove_unsigned(model, signed)
     if trust.public_key is not None:
-        return f"key {public_key_fingerprint(trust.public_key)}"
-    return f"certificate {_signing_certificate(signature).subject.rfc4514_string()}"
+        signer = f"key {public_key_fingerprint(trust.public_key)}"
+    else:
+        signer = f"certificate {_signing_certificate(signature).subject.rfc4514_string()}"
+    _remove_unsigned(model, signed)
+    return signer
 
 
 def public_key_fingerprint(path: Path) -> str:
