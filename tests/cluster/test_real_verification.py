@@ -24,6 +24,7 @@ from tests.cluster.real_serving import (
     pods,
     served_model,
     service_address,
+    wait_for_answer,
 )
 from tests.model_signatures import SIGNATURE, KeyPair, key_pair, sign_with_key
 
@@ -98,7 +99,9 @@ def test_a_signed_model_serves_with_its_signer_and_a_tampered_one_never_serves(
         "signedBy": f"key {signer.fingerprint}",
     }
     assert body["status"]["history"][-1]["signedBy"] == f"key {signer.fingerprint}"
-    assert infer(service_address(kubectl, namespace, "iris")) == (200, IRIS_CLASSES)
+    address = service_address(kubectl, namespace, "iris")
+    wait_for_answer(address, timeout=30)  # kube-proxy programs the Service a moment after Ready
+    assert infer(address) == (200, IRIS_CLASSES)
     assert (
         f"key {signer.fingerprint}"
         in kubectl.run("describe", "modeldeployment", "iris", "-n", namespace).stdout
