@@ -2,9 +2,7 @@
 from moto's S3 server and a loopback HTTP server: what is served, what is refused, and the one line
 the operator reads back."""
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from tests.unit.storage_servers import (
     model_tree,
     run_fetch_cli,
 )
+from tests.unit.test_storage_http import tar_gz
 
 BUCKET = "models"
 MODEL = {"config.json": b'{"labels": 3}', "weights/model.onnx": b"\x01\x02" * 5000, "README.md": b"iris"}
@@ -199,17 +198,8 @@ def test_a_signature_stored_beside_the_model_is_fetched_with_the_same_scheme(
 
 
 def test_an_archive_of_a_signed_directory_is_verified_after_unpacking(env: Store, tmp_path: Path) -> None:
-    def archive(files: dict[str, bytes]) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            for name, body in files.items():
-                member = tarfile.TarInfo(name)
-                member.size = len(body)
-                tar.addfile(member, io.BytesIO(body))
-        return buffer.getvalue()
-
     signed = signed_files(env)
-    routes = {"/iris.tar.gz": archive(signed), "/tampered.tar.gz": archive(signed | {"config.json": b"{}"})}
+    routes = {"/iris.tar.gz": tar_gz(signed), "/tampered.tar.gz": tar_gz(signed | {"config.json": b"{}"})}
     with HttpServer(StaticFiles(routes)).running() as server:
         good = fetch(f"{server.url}/iris.tar.gz", tmp_path / "good", env.signer.public)
         bad = fetch(f"{server.url}/tampered.tar.gz", tmp_path / "bad", env.signer.public)
