@@ -114,6 +114,15 @@ def run(
             "a model's spec.model.initializer.resources replaces them.",
         ),
     ] = None,
+    require_verification: Annotated[
+        bool,
+        typer.Option(
+            "--require-verification",
+            envvar="MODELDEPLOY_REQUIRE_VERIFICATION",
+            help="Refuse every ModelDeployment without spec.model.verification (per namespace: label "
+            "modeldeploy.io/require-verification=true).",
+        ),
+    ] = False,
     leader_election_namespace: Annotated[
         str | None,
         typer.Option(
@@ -125,6 +134,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator."""
+    from modeldeploy.api.verification_policy import VerificationPolicy
     from modeldeploy.controller.logs import configure_logging
     from modeldeploy.controller.operator import RunOptions, run_operator
     from modeldeploy.controller.reconcile import Settings
@@ -140,6 +150,7 @@ def run(
             initializer_image=initializer_image,
             oci_mode=oci_mode.value,
             initializer_resources=_initializer_resources(initializer_resources),
+            verification_policy=VerificationPolicy(required_everywhere=require_verification),
         ),
         leader_election_namespace=leader_election_namespace,
     )
@@ -186,6 +197,26 @@ def fetch_model(
             min=0.01, envvar="MODELDEPLOY_PROGRESS_INTERVAL", help="Seconds between progress lines."
         ),
     ] = 5.0,
+    verify_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Refuse the model unless its model-signing signature verifies with this public key "
+            "(PEM, elliptic-curve P-256/P-384/P-521)."
+        ),
+    ] = None,
+    verify_certificate_chain: Annotated[
+        Path | None,
+        typer.Option(
+            help="Refuse the model unless its signing certificate chains up to these certificates (PEM)."
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            help="The signature: a path inside the model (default model.sig at its root) or a URI of "
+            "the model's scheme. It is not part of the served model."
+        ),
+    ] = None,
 ) -> None:
     """Fetch a model into a directory (the model init container), or print a model's digest."""
     from modeldeploy.storage.main import run_fetch_model, run_print_digest
@@ -198,7 +229,17 @@ def fetch_model(
         )
     raise typer.Exit(
         run_fetch_model(
-            uri, dest, sha256, allow_pattern or (), termination_log, attempts, backoff, progress_interval
+            uri,
+            dest,
+            sha256,
+            allow_pattern or (),
+            termination_log,
+            attempts,
+            backoff,
+            progress_interval,
+            verify_key,
+            verify_certificate_chain,
+            signature,
         )
     )
 

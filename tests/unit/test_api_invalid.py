@@ -27,6 +27,7 @@ BASE: dict[str, Any] = {
 }
 
 PROMETHEUS = {"address": "http://prometheus:9090"}
+SIGNER_KEY = {"secretName": "signer", "key": "signer.pub"}
 SUCCESS_RATE = {"name": "success-rate", "template": "success-rate", "min": 0.99}
 
 
@@ -142,6 +143,48 @@ CASES = [
         "credentials secret not a name",
         {"spec.model.credentialsSecret": "S3_Creds"},
         "spec.model.credentialsSecret",
+    ),
+    # --------------------------------------------------------------- model verification
+    Case(
+        "verification without a key",
+        {"spec.model.verification": {"signature": "model.sig"}},
+        "spec.model.verification",
+        "set exactly one of publicKey or certificateChain",
+    ),
+    Case(
+        "verification with a key and certificates",
+        {"spec.model.verification": {"publicKey": SIGNER_KEY, "certificateChain": SIGNER_KEY}},
+        "spec.model.verification",
+        "set exactly one of publicKey or certificateChain",
+    ),
+    Case(
+        "key in a secret and a configmap",
+        {"spec.model.verification.publicKey": SIGNER_KEY | {"configMapName": "signers"}},
+        "spec.model.verification.publicKey",
+        "set exactly one of secretName or configMapName",
+    ),
+    Case(
+        "key without a key name",
+        {"spec.model.verification.publicKey": {"secretName": "signer"}},
+        "spec.model.verification.publicKey.key",
+    ),
+    Case(
+        "signature outside the model",
+        {"spec.model.verification": {"publicKey": SIGNER_KEY, "signature": "../model.sig"}},
+        "spec.model.verification.signature",
+        "signature must be a relative path inside the model",
+    ),
+    Case(
+        "signature of another scheme",
+        {"spec.model.verification": {"publicKey": SIGNER_KEY, "signature": "gs://signatures/model.sig"}},
+        "spec.model.verification.signature",
+        "verification.signature, when a URI, must use the scheme of uri",
+    ),
+    Case(
+        "verification of a pvc model",
+        {"spec.model": {"uri": "pvc://models/sentiment", "verification": {"publicKey": SIGNER_KEY}}},
+        "spec.model.verification",
+        "pvc:// and oci:// models are mounted, not fetched",
     ),
     # --------------------------------------------------------------- resources and GPUs
     Case("memory lots", {"spec.runtime.resources": {"memory": "lots"}}, "spec.runtime.resources.memory"),

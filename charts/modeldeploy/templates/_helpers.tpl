@@ -105,4 +105,8 @@ follows CustomResourceDefinitions to notice a provider's CRD installed after it 
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+# The verification policy reads namespace labels (and kopf follows watched namespaces).
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
 {{- end -}}

@@ -165,6 +165,84 @@ class StatusModel(BaseModel):
 
 # --------------------------------------------------------------------------- spec.model
 
+# Schemes whose models the pod mounts instead of fetching: nothing reads them before the server.
+MOUNTED_URI_SCHEMES = ("pvc", "oci")
+# Where `model_signing sign` writes the signature when told to put it at the model's root.
+DEFAULT_SIGNATURE = "model.sig"
+SIGNATURE_PATH_PATTERN = r"^[^/]([^/]*/)*[^/]+$"
+
+
+class KeyReference(Model):
+    """A PEM file held under one key of a Secret or a ConfigMap in the model's namespace."""
+
+    rules: ClassVar[tuple[Rule[KeyReference], ...]] = (
+        Rule(
+            cel="has(self.secretName) != has(self.configMapName)",
+            message="set exactly one of secretName or configMapName",
+            holds=lambda ref: (ref.secret_name is None) != (ref.config_map_name is None),
+        ),
+    )
+
+    secret_name: str | None = Field(
+        default=None, pattern=DNS_LABEL_PATTERN, max_length=253, description="Secret holding the file."
+    )
+    config_map_name: str | None = Field(
+        default=None, pattern=DNS_LABEL_PATTERN, max_length=253, description="ConfigMap holding the file."
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key of the Secret or ConfigMap whose value is the PEM file.",
+    )
+
+
+class ModelVerification(Model):
+    """Check the fetched model against its OpenSSF model-signing signature before it is served."""
+
+    rules: ClassVar[tuple[Rule[ModelVerification], ...]] = (
+        Rule(
+            cel="has(self.publicKey) != has(self.certificateChain)",
+            message="set exactly one of publicKey or certificateChain",
+            holds=lambda verification: (
+                (verification.public_key is None) != (verification.certificate_chain is None)
+            ),
+        ),
+        Rule(
+            cel=f"self.signature.contains('://') || (self.signature.matches('{SIGNATURE_PATH_PATTERN}') "
+            "&& !self.signature.split('/').exists(part, part == '..'))",
+            message="signature must be a relative path inside the model without '..', or a URI",
+            holds=lambda verification: (
+                "://" in verification.signature
+                or (
+                    matches(SIGNATURE_PATH_PATTERN, verification.signature)
+                    and ".." not in verification.signature.split("/")
+                )
+            ),
+            field="signature",
+        ),
+    )
+
+    public_key: KeyReference | None = Field(
+        default=None,
+        description="The signer's public key (PEM; elliptic-curve P-256, P-384 or P-521, as model-signing uses).",
+    )
+    certificate_chain: KeyReference | None = Field(
+        default=None,
+        description="Certificates (PEM) the signing certificate in the signature must chain up to.",
+    )
+    signature: str = Field(
+        default=DEFAULT_SIGNATURE,
+        min_length=1,
+        max_length=MAX_URI_LENGTH,
+        description="The signature: a path inside the model (after unpacking an archive), or a URI of the "
+        "model's own scheme. It is not served and not part of the model's digest.",
+    )
+
+
+def _scheme(uri: str) -> str:
+    return uri.partition("://")[0]
+
 
 class ContainerResources(Model):
     """Requests and limits of a container, as in a Pod."""
@@ -213,6 +291,29 @@ class ModelSource(Model):
             holds=lambda source: not source.allow_patterns or source.uri.startswith("hf://"),
             field="allowPatterns",
         ),
+        Rule(
+            cel="!has(self.verification) || !("
+            + " || ".join(f"self.uri.startsWith('{scheme}://')" for scheme in MOUNTED_URI_SCHEMES)
+            + ")",
+            message="verification applies to fetched models (s3, gs, hf, http(s), file): pvc:// and oci:// "
+            "models are mounted, not fetched: nothing can check them before the server reads them",
+            holds=lambda source: (
+                source.verification is None or _scheme(source.uri) not in MOUNTED_URI_SCHEMES
+            ),
+            field="verification",
+        ),
+        Rule(
+            cel="!has(self.verification) || !self.verification.signature.contains('://') "
+            "|| self.verification.signature.startsWith(self.uri.split('://')[0] + '://')",
+            message="verification.signature, when a URI, must use the scheme of uri (it is fetched with the "
+            "same credentials)",
+            holds=lambda source: (
+                source.verification is None
+                or "://" not in source.verification.signature
+                or _scheme(source.verification.signature) == _scheme(source.uri)
+            ),
+            field="verification.signature",
+        ),
     )
 
     uri: str = Field(
@@ -245,7 +346,11 @@ class ModelSource(Model):
     initializer: Initializer | None = Field(
         default=None,
         description="The fetch-model init container (s3, gs, hf, http and file models); unset fields "
-        "take the operator's defaults (Helm value initializer.resources).",
+        "take the operator's defaults (Helm value operator.initializerResources).",
+    )
+    verification: ModelVerification | None = Field(
+        default=None,
+        description="Refuse the model unless its model-signing signature verifies (see docs/storage.md).",
     )
 
 
@@ -885,6 +990,12 @@ class ResolvedModel(StatusModel):
 
     uri: str = Field(description="The URI.")
     resolved_digest: str | None = Field(default=None, description="sha256 of what was fetched.")
+    verified: bool | None = Field(
+        default=None, description="True when the model's signature verified before it was served."
+    )
+    signed_by: str | None = Field(
+        default=None, description="Who signed it: key <sha256 fingerprint> or certificate <subject>."
+    )
 
 
 class HistoryEntry(StatusModel):
@@ -894,6 +1005,10 @@ class HistoryEntry(StatusModel):
     promoted_at: str | None = Field(default=None, description="When it became stable.")
     model: str | None = Field(default=None, description="Model URI of that revision.")
     image: str | None = Field(default=None, description="Server image of that revision.")
+    verified: bool | None = Field(
+        default=None, description="True when that revision's model signature verified."
+    )
+    signed_by: str | None = Field(default=None, description="Who signed that revision's model.")
 
 
 class ModelDeploymentStatus(StatusModel):

@@ -2,7 +2,9 @@
 
 GPU capacity is judged against every node and every pod holding GPUs; listing them on each
 reconcile would cost two cluster-wide reads per ModelDeployment. The watch that kopf keeps
-open feeds this view instead, and only the fields capacity needs are kept.
+open feeds this view instead, and only the fields capacity needs are kept. The labels of
+namespaces (the verification policy reads them) and which ModelDeployments each namespace holds
+(to look at them again when those labels change) come the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class ClusterView:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, Any]] = {}
         self._gpu_pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self._namespace_labels: dict[str, dict[str, str]] = {}
+        self._models: dict[str, set[str]] = {}
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
@@ -49,3 +53,27 @@ class ClusterView:
             self._gpu_pods.pop(key, None)
         else:
             self._gpu_pods[key] = _slim(pod, ("nodeName", "containers", "initContainers"), ("phase",))
+
+    def namespace_labels(self, namespace: str) -> dict[str, str] | None:
+        """None while the watch has not delivered the namespace."""
+        return self._namespace_labels.get(namespace)
+
+    def namespace_event(self, event_type: str | None, namespace: dict[str, Any]) -> bool:
+        """Records the namespace's labels; True when they changed."""
+        name = namespace["metadata"]["name"]
+        before = self._namespace_labels.get(name)
+        if event_type == "DELETED":
+            self._namespace_labels.pop(name, None)
+            return False
+        labels = dict(namespace["metadata"].get("labels") or {})
+        self._namespace_labels[name] = labels
+        return before is not None and before != labels
+
+    def models_in(self, namespace: str) -> list[str]:
+        return sorted(self._models.get(namespace, ()))
+
+    def model_event(self, event_type: str | None, namespace: str, name: str) -> None:
+        if event_type == "DELETED":
+            self._models.get(namespace, set()).discard(name)
+        else:
+            self._models.setdefault(namespace, set()).add(name)

@@ -57,6 +57,7 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
         event: dict[str, Any], namespace: str, name: str, meta: kopf.Meta, **_: Any
     ) -> None:
         key = (namespace, name)
+        cluster.model_event(event["type"], namespace, name)
         if event["type"] == "DELETED":
             queue.forget(key)
         elif not reconciler.is_own_status_write(key, meta.get("resourceVersion")):
@@ -90,6 +91,13 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         cluster.pod_event(event["type"], dict(body))
+
+    # The verification policy follows namespace labels: a change is looked at again at once.
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_changed(event: dict[str, Any], body: kopf.Body, name: str, **_: Any) -> None:
+        if cluster.namespace_event(event["type"], dict(body)):
+            for model in cluster.models_in(name):
+                queue.add((name, model))
 
     return registry
 

@@ -20,7 +20,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from modeldeploy import capacity, metrics
-from modeldeploy.api.conditions import set_condition
 from modeldeploy.api.models import (
     API_VERSION,
     KIND,
@@ -29,9 +28,11 @@ from modeldeploy.api.models import (
     ModelDeployment,
     ModelDeploymentStatus,
 )
+from modeldeploy.api.verification_policy import VERIFICATION_REQUIRED, VerificationPolicy
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.kube import ApplyResult, KindNotServed, Kube
+from modeldeploy.controller.verification import verification_refusal
 from modeldeploy.render.autoscaler import (
     AutoscalingError,
     autoscaler_kind,
@@ -47,7 +48,8 @@ from modeldeploy.rollout import machine
 from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
 from modeldeploy.rollout.timing import format_timestamp
-from modeldeploy.status.compute import Observations, Problem, compute_status
+from modeldeploy.status.compute import Observations, Problem, compute_status, refused_conditions
+from modeldeploy.storage.model_status import model_events
 from modeldeploy.storage.termination import ModelState, model_state_from_pods
 from modeldeploy.traffic import ROUTERS, Router, Routing, router_for
 from modeldeploy.traffic.base import RoutedState
@@ -73,6 +75,7 @@ class Settings:
     initializer_image: str
     oci_mode: OciMode = "image-volume"
     initializer_resources: Mapping[str, Any] = field(default_factory=lambda: DEFAULT_INITIALIZER_RESOURCES)
+    verification_policy: VerificationPolicy = field(default_factory=VerificationPolicy)
 
 
 @dataclass
@@ -105,7 +108,11 @@ class Reconciler:
         try:
             md = ModelDeployment.model_validate(body)
         except ValidationError as error:
-            await self._refuse(body, error, now or datetime.now(UTC))
+            await self._refuse(body, "InvalidSpec", _invalid_spec_message(error), now or datetime.now(UTC))
+            return None
+        refusal = await verification_refusal(self.settings.verification_policy, md, self.cluster, self.kube)
+        if refusal is not None:
+            await self._refuse(body, VERIFICATION_REQUIRED, refusal, now or datetime.now(UTC))
             return None
         return await _Pass(self, md, body, now or datetime.now(UTC)).run()
 
@@ -118,18 +125,10 @@ class Reconciler:
             self.phases[key] = phase
             metrics.MODEL_DEPLOYMENTS.labels(phase=phase).inc()
 
-    async def _refuse(self, body: dict[str, Any], error: ValidationError, now: datetime) -> None:
-        """A spec the schema let through but the models refuse: say which field, and wait for a fix."""
-        message = "; ".join(
-            f"spec.{'.'.join(str(part) for part in issue['loc'][1:])}: {issue['msg']}"
-            if issue["loc"] and issue["loc"][0] == "spec"
-            else f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        )
+    async def _refuse(self, body: dict[str, Any], reason: str, message: str, now: datetime) -> None:
+        """A spec the operator refuses (the models or the verification policy): say why, and wait for a fix."""
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
-        conditions = set_condition(
-            status.conditions, "Ready", "False", "InvalidSpec", message, format_timestamp(now)
-        )
+        conditions = refused_conditions(status.conditions, reason, message, format_timestamp(now))
         patch = {
             "observedGeneration": body["metadata"].get("generation"),
             "ready": "False",
@@ -138,7 +137,7 @@ class Reconciler:
         if _status_changes(body.get("status") or {}, patch):
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             self.status_writes[key] = await self.kube.patch_status(API_VERSION, KIND, *key, patch)
-            await self.events.emit(body, "Warning", "InvalidSpec", message)
+            await self.events.emit(body, "Warning", reason, message)
 
 
 class _Pass:
@@ -231,7 +230,7 @@ class _Pass:
             await self.r.events.emit(
                 self.body, "Warning" if verdict.abnormal else "Normal", verdict.reason, verdict.message
             )
-        for event in decision.events:
+        for event in [*decision.events, *model_events(self.md.status, status)]:
             await self.r.events.emit(self.body, event.type, event.reason, event.message)
             if event.reason == "StepStarted":
                 metrics.ROLLOUT_STEP_TRANSITIONS.inc()
@@ -466,6 +465,15 @@ def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         elif value != before:
             patch[key] = value
     return patch
+
+
+def _invalid_spec_message(error: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(part) for part in issue['loc'][1:])}: {issue['msg']}"
+        if issue["loc"] and issue["loc"][0] == "spec"
+        else f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
+        for issue in error.errors()
+    )
 
 
 def _status_changes(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -5,7 +5,9 @@ Every scheme ends with the model readable at MODEL_DIR in the server container:
 - s3, gs, hf, http(s), file: the `fetch-model` init container (the operator's own image)
   copies the model into an emptyDir that the server mounts read-only. A file:// path is
   read inside the initializer's own filesystem; no hostPath is ever rendered, because that
-  would let anyone who may create a ModelDeployment read the nodes' disks.
+  would let anyone who may create a ModelDeployment read the nodes' disks. With
+  `verification`, the trusted key or certificates (a Secret or ConfigMap key) are mounted
+  into the initializer only, which refuses a model whose signature does not verify.
 - pvc://claim/path: the claim is mounted read-only, `path` as the subPath; nothing is copied.
 - oci://reference: the image is mounted as an image volume (Kubernetes ImageVolume, GA and
   always on since 1.36), or, on clusters without image volumes, run as a KServe-style
@@ -24,12 +26,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from modeldeploy.api.models import ModelSource
+from modeldeploy.api.models import DEFAULT_SIGNATURE, MOUNTED_URI_SCHEMES, KeyReference, ModelSource
 
 MODEL_DIR = "/mnt/models"
 MODEL_VOLUME = "model"
 FETCH_CONTAINER = "fetch-model"
 FETCH_TMP_VOLUME = "fetch-tmp"
+VERIFICATION_VOLUME = "model-verification"
+VERIFICATION_DIR = "/etc/modeldeploy/verification"
 MODELCAR_CONTAINER = "modelcar"
 # Where a modelcar image keeps its files (the KServe convention, so their images work here).
 MODELCAR_IMAGE_MODEL_DIR = "/models"
@@ -67,7 +71,7 @@ class ModelVolume:
 
 def is_mounted(model: ModelSource) -> bool:
     """pvc:// and oci:// models are mounted into the pod; no init container fetches them."""
-    return model.uri.partition("://")[0] in ("pvc", "oci")
+    return model.uri.partition("://")[0] in MOUNTED_URI_SCHEMES
 
 
 def model_volume(
@@ -102,7 +106,28 @@ def fetch_args(model: ModelSource) -> list[str]:
         args += ["--sha256", model.sha256]
     for pattern in model.allow_patterns:
         args += ["--allow-pattern", pattern]
+    verification = model.verification
+    if verification is not None:
+        if verification.public_key is not None:
+            args += ["--verify-key", f"{VERIFICATION_DIR}/{verification.public_key.key}"]
+        if verification.certificate_chain is not None:
+            args += ["--verify-certificate-chain", f"{VERIFICATION_DIR}/{verification.certificate_chain.key}"]
+        if verification.signature != DEFAULT_SIGNATURE:
+            args += ["--signature", verification.signature]
     return args
+
+
+def _verification_volume(model: ModelSource) -> dict[str, Any] | None:
+    """The trusted key or certificates, only the one key of the Secret or ConfigMap."""
+    verification = model.verification
+    if verification is None:
+        return None
+    reference: KeyReference | None = verification.public_key or verification.certificate_chain
+    assert reference is not None  # the API requires one of them
+    items = [{"key": reference.key, "path": reference.key}]
+    if reference.secret_name is not None:
+        return {"name": VERIFICATION_VOLUME, "secret": {"secretName": reference.secret_name, "items": items}}
+    return {"name": VERIFICATION_VOLUME, "configMap": {"name": reference.config_map_name, "items": items}}
 
 
 def _fetched(
@@ -137,9 +162,16 @@ def _fetched(
             {"name": FETCH_TMP_VOLUME, "mountPath": "/tmp"},
         ],
     }
+    volumes = [{"name": MODEL_VOLUME, "emptyDir": {}}, {"name": FETCH_TMP_VOLUME, "emptyDir": {}}]
+    trusted = _verification_volume(model)
+    if trusted is not None:
+        volumes.append(trusted)
+        fetcher["volumeMounts"].append(
+            {"name": VERIFICATION_VOLUME, "mountPath": VERIFICATION_DIR, "readOnly": True}
+        )
     return ModelVolume(
         init_containers=[fetcher],
-        volumes=[{"name": MODEL_VOLUME, "emptyDir": {}}, {"name": FETCH_TMP_VOLUME, "emptyDir": {}}],
+        volumes=volumes,
         server_volume_mounts=[{"name": MODEL_VOLUME, "mountPath": MODEL_DIR, "readOnly": True}],
         server_env=env,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from modeldeploy import capacity
 from modeldeploy.api.conditions import set_condition
-from modeldeploy.api.models import Condition, ModelDeploymentSpec, ModelDeploymentStatus, ResolvedModel
+from modeldeploy.api.models import Condition, ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.rollout.machine import IN_FLIGHT, REJECTED, RevisionReadiness
 from modeldeploy.status.conditions import (
     DEGRADED,
@@ -28,6 +28,7 @@ from modeldeploy.status.conditions import (
     ConditionType,
     Verdict,
 )
+from modeldeploy.storage.model_status import history_with_signer, resolved_model
 from modeldeploy.storage.termination import ModelState
 
 REVISION_LABEL = "modeldeploy.io/revision"
@@ -78,12 +79,28 @@ def compute_status(seen: Observations, stamp: str) -> StatusReport:
     status.observed_generation = seen.generation
     status.canary_weight = seen.routed_weight or 0
     status.url = seen.url
-    status.model = ResolvedModel(uri=seen.model_uri, resolved_digest=seen.model.digest)
+    status.model = resolved_model(seen.model_uri, seen.model)
+    status.history = history_with_signer(status.history, status.stable_revision, status.model)
     verdicts = _verdicts(seen)
     status.conditions = _conditions(seen.previous.conditions, verdicts, stamp)
     ready = verdicts[READY.name]
     status.ready = ready.status
     return StatusReport(status, _transitions(seen, verdicts))
+
+
+def refused_conditions(previous: list[Condition], reason: str, message: str, stamp: str) -> list[Condition]:
+    """The conditions of a spec the operator refuses before acting on it (the models or the
+    verification policy): not ready and stalled until the spec changes; others kept."""
+    verdicts = [
+        Verdict(READY, "False", reason, message),
+        Verdict(STALLED, "True", reason, message),
+        Verdict(RECONCILING, "False", "Stalled", message),
+    ]
+    for verdict in verdicts:
+        previous = set_condition(
+            previous, verdict.type.name, verdict.status, verdict.reason, verdict.message, stamp
+        )
+    return previous
 
 
 def _transitions(seen: Observations, verdicts: dict[str, Verdict]) -> tuple[Verdict, ...]:

@@ -1,5 +1,5 @@
 """Fetching a model into a directory: skip when it is already there, retry what is transient,
-verify, and put it in place only when complete.
+verify (checksum, signature), and put it in place only when complete.
 
 The destination is normally a volume's mount point, which cannot be renamed; so the download goes
 to a hidden work directory inside it (`.modeldeploy-work-*`, on the same filesystem), and once
@@ -27,6 +27,7 @@ from modeldeploy.storage.digest import RESERVED_PREFIX, model_digest, model_file
 from modeldeploy.storage.errors import ChecksumMismatch, FetchError, ModelNotFound, RetriesExhausted, classify
 from modeldeploy.storage.progress import Progress
 from modeldeploy.storage.schemes import Scheme, Source, scheme_for
+from modeldeploy.storage.signature import SignatureMissing, Verification, signature_inside, verify_model
 
 MARKER = RESERVED_PREFIX + "digest"
 LOCK = RESERVED_PREFIX + "lock"
@@ -45,6 +46,7 @@ class FetchRequest:
     attempts: int = 5
     backoff_seconds: float = 1.0
     progress_interval: float = 5.0
+    verification: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Marker:
     digest: str
     uri: str
     identity: str | None
+    signed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class FetchResult:
     digest: str
     uri: str
     downloaded: bool
+    signed_by: str | None = None
 
 
 def fetch_model(request: FetchRequest) -> FetchResult:
@@ -75,15 +79,17 @@ def fetch_model(request: FetchRequest) -> FetchResult:
         for stale in request.dest.glob(WORK_PREFIX + "*"):
             shutil.rmtree(stale)
         marker = read_marker(request.dest)
+        if request.verification and marker and marker.signed_by is None:
+            marker = None  # what is there was never verified
         if request.sha256 and marker and marker.digest == f"sha256:{request.sha256}":
             log.info("%s already holds %s; nothing to fetch", request.dest, marker.digest)
-            return FetchResult(marker.digest, shown, downloaded=False)
+            return FetchResult(marker.digest, shown, downloaded=False, signed_by=marker.signed_by)
         identity = _attempt(lambda: scheme.identify(request.source), request)
         if not request.sha256 and identity and marker and (marker.uri, marker.identity) == (shown, identity):
             log.info("%s already holds %s of %s; nothing to fetch", request.dest, marker.digest, shown)
-            return FetchResult(marker.digest, shown, downloaded=False)
-        digest = _download(scheme, request, identity)
-    return FetchResult(digest, shown, downloaded=True)
+            return FetchResult(marker.digest, shown, downloaded=False, signed_by=marker.signed_by)
+        marker = _download(scheme, request, identity)
+    return FetchResult(marker.digest, shown, downloaded=True, signed_by=marker.signed_by)
 
 
 def read_marker(dest: Path) -> Marker | None:
@@ -93,7 +99,7 @@ def read_marker(dest: Path) -> Marker | None:
         return None
 
 
-def _download(scheme: Scheme, request: FetchRequest, identity: str | None) -> str:
+def _download(scheme: Scheme, request: FetchRequest, identity: str | None) -> Marker:
     shown = request.source.shown
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=request.dest))
     try:
@@ -104,11 +110,12 @@ def _download(scheme: Scheme, request: FetchRequest, identity: str | None) -> st
         started = time.monotonic()
         with Progress(work, shown, request.progress_interval):
             _attempt(lambda: scheme.fetch(request.source, staging, scratch), request)
-        digest = _verified_digest(staging, request)
+        signed_by = _verified_signer(staging, work, request)
+        marker = Marker(_verified_digest(staging, request), shown, identity, signed_by)
         _move_into_place(staging, request.dest)
-        _write_marker(request.dest, Marker(digest, shown, identity))
-        log.info("fetched %s (%s) in %.1f s", shown, digest, time.monotonic() - started)
-        return digest
+        _write_marker(request.dest, marker)
+        log.info("fetched %s (%s) in %.1f s", shown, marker.digest, time.monotonic() - started)
+        return marker
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -134,6 +141,32 @@ def _attempt(action: Callable[[], T], request: FetchRequest) -> T:
             )
             time.sleep(pause)
             attempt += 1
+
+
+def _verified_signer(staging: Path, work: Path, request: FetchRequest) -> str | None:
+    """Check the fetched model against its signature, which is then no part of the served model."""
+    verification = request.verification
+    if verification is None:
+        return None
+    if not verification.signature_is_remote:
+        return verify_model(staging, signature_inside(staging, verification.signature), verification.trust)
+    source = Source(verification.signature)
+    if source.uri.partition("://")[0] != request.source.uri.partition("://")[0]:
+        raise FetchError(
+            f"--signature {source.shown} must use the scheme of the model URI {request.source.shown}"
+        )
+    fetched, scratch = work / "signature", work / "signature-scratch"
+    fetched.mkdir()
+    scratch.mkdir()
+    signature_scheme = scheme_for(source)
+    try:
+        _attempt(lambda: signature_scheme.fetch(source, fetched, scratch), request)
+    except ModelNotFound as missing:
+        raise SignatureMissing(f"no signature at {source.shown}") from missing
+    files = model_files(fetched)
+    if len(files) != 1:
+        raise SignatureMissing(f"{source.shown} is not one signature file but holds {len(files)} files")
+    return verify_model(staging, fetched / files[0], verification.trust)
 
 
 def _verified_digest(staging: Path, request: FetchRequest) -> str:

@@ -1,7 +1,7 @@
 """`modeldeploy fetch-model`: the model initializer's entry point, and `--print-digest`.
 
 It prints one result line, also written to the termination message file where Kubernetes reads
-it: JSON with the digest on success, `<Reason>: <message>` on failure (exit code 1). Logs go to
+it: JSON with the digest (and the signer, when a signature was verified) on success, `<Reason>: <message>` on failure (exit code 1). Logs go to
 stderr, scrubbed of credentials.
 """
 
@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from modeldeploy.api.models import DEFAULT_SIGNATURE
 from modeldeploy.storage.digest import model_digest, model_files
 from modeldeploy.storage.errors import FetchError
 from modeldeploy.storage.fetch import FetchRequest, fetch_model
 from modeldeploy.storage.redact import ScrubbingFilter, scrub
 from modeldeploy.storage.schemes import Source
+from modeldeploy.storage.signature import Trust, Verification
 from modeldeploy.storage.termination import FETCH_FAILED, failure_line, success_line
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
@@ -37,6 +39,9 @@ def run_fetch_model(
     attempts: int = 5,
     backoff_seconds: float = 1.0,
     progress_interval: float = 5.0,
+    verify_key: Path | None = None,
+    verify_certificate_chain: Path | None = None,
+    signature: str | None = None,
 ) -> int:
     """Fetch and report; the exit code. The termination message goes to `termination_log`, or to
     /dev/termination-log when that exists (it does in a container)."""
@@ -51,6 +56,7 @@ def run_fetch_model(
                 attempts,
                 backoff_seconds,
                 progress_interval,
+                _verification(verify_key, verify_certificate_chain, signature),
             )
             result = fetch_model(request)
         except FetchError as error:
@@ -59,7 +65,7 @@ def run_fetch_model(
         except Exception as error:  # a local failure: disk full, read-only volume, ...
             _report(failure_line(FETCH_FAILED, scrub(f"{error}")), sys.stderr, termination_log)
             return 1
-        _report(success_line(result.digest, result.uri), sys.stdout, termination_log)
+        _report(success_line(result.digest, result.uri, result.signed_by), sys.stdout, termination_log)
         return 0
 
 
@@ -70,6 +76,16 @@ def run_print_digest(path: Path) -> int:
         return 1
     print(model_digest(path))
     return 0
+
+
+def _verification(
+    verify_key: Path | None, certificate_chain: Path | None, signature: str | None
+) -> Verification | None:
+    if verify_key is None and certificate_chain is None:
+        if signature is not None:
+            raise FetchError("--signature needs --verify-key or --verify-certificate-chain")
+        return None
+    return Verification(Trust(verify_key, certificate_chain), signature or DEFAULT_SIGNATURE)
 
 
 def _expected_sha256(value: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """The one line fetch-model leaves in its termination message, and the model state read back from pods.
 
-On success the line is JSON, `{"digest":"sha256:<hex>","uri":"<uri without credentials>"}`; on
-failure it is `<Reason>: <message>`. Kubernetes copies it into the pod's
+On success the line is JSON, `{"digest":"sha256:<hex>","uri":"<uri without credentials>"}`, with
+`"signedBy":"<signer>"` added when the model's signature was verified; on failure it is
+`<Reason>: <message>`. Kubernetes copies it into the pod's
 `status.initContainerStatuses[].state.terminated.message`, where `model_state_from_pods` finds it.
 Pure: no I/O, no client.
 """
@@ -23,6 +24,8 @@ CHECKSUM_MISMATCH = "ChecksumMismatch"
 RETRIES_EXHAUSTED = "RetriesExhausted"
 HUB_ERROR = "HubError"
 FETCH_FAILED = "FetchFailed"
+SIGNATURE_INVALID = "SignatureInvalid"
+SIGNATURE_MISSING = "SignatureMissing"
 FETCHING = "Fetching"
 FAILURE_REASONS = (
     MODEL_NOT_FOUND,
@@ -31,6 +34,8 @@ FAILURE_REASONS = (
     RETRIES_EXHAUSTED,
     HUB_ERROR,
     FETCH_FAILED,
+    SIGNATURE_INVALID,
+    SIGNATURE_MISSING,
 )
 
 # Kubernetes keeps at most 4096 bytes of a termination message.
@@ -48,10 +53,13 @@ class ModelState:
     reason: str
     message: str
     digest: str | None = None
+    # Who signed the model, when fetch-model verified its signature.
+    signed_by: str | None = None
 
 
-def success_line(digest: str, uri: str) -> str:
-    return json.dumps({"digest": digest, "uri": uri}, separators=(",", ":"))
+def success_line(digest: str, uri: str, signed_by: str | None = None) -> str:
+    result = {"digest": digest, "uri": uri} | ({"signedBy": signed_by} if signed_by else {})
+    return json.dumps(result, separators=(",", ":"))
 
 
 def failure_line(reason: str, message: str) -> str:
@@ -119,8 +127,9 @@ def _from_terminated(terminated: Mapping[str, Any]) -> ModelState:
         for line in lines:
             result = _success(line)
             if result is not None:
-                digest, uri = result
-                return ModelState(True, MODEL_FETCHED, f"fetched {uri} ({digest})", digest)
+                digest, uri, signed_by = result
+                message = f"fetched {uri} ({digest})" + (f", signed by {signed_by}" if signed_by else "")
+                return ModelState(True, MODEL_FETCHED, message, digest, signed_by)
         return ModelState(True, MODEL_FETCHED, "fetch-model succeeded")
     for line in lines:
         if match := _FAILURE_LINE.match(line):
@@ -130,11 +139,12 @@ def _from_terminated(terminated: Mapping[str, Any]) -> ModelState:
     return ModelState(False, FETCH_FAILED, f"fetch-model exited with code {code}{detail}{last_line}")
 
 
-def _success(line: str) -> tuple[str, str] | None:
+def _success(line: str) -> tuple[str, str, str | None] | None:
     try:
         result = json.loads(line)
     except ValueError:
         return None
     if isinstance(result, dict) and isinstance(result.get("digest"), str):
-        return result["digest"], str(result.get("uri", ""))
+        signed_by = result.get("signedBy")
+        return result["digest"], str(result.get("uri", "")), signed_by if isinstance(signed_by, str) else None
     return None

@@ -13,11 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+from modeldeploy.api.models import MOUNTED_URI_SCHEMES
 from modeldeploy.storage.errors import FetchError
 from modeldeploy.storage.redact import redact_uri
-
-# The pod mounts these directly (a PersistentVolumeClaim, an image); there is nothing to fetch.
-MOUNTED_SCHEMES = ("pvc", "oci")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def scheme_for(source: Source) -> Scheme:
     """The scheme that fetches `source`, after checking the URI."""
     name, separator, _ = source.uri.partition("://")
     name = name.lower() if separator else ""
-    if name in MOUNTED_SCHEMES:
+    if name in MOUNTED_URI_SCHEMES:
         raise FetchError(
             f"{source.shown} is mounted into the server pod, not fetched: fetch-model does not handle {name}:// URIs"
         )
