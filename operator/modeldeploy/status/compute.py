@@ -83,6 +83,9 @@ def compute_status(seen: Observations, stamp: str) -> StatusReport:
     status.history = history_with_signer(status.history, status.stable_revision, status.model)
     verdicts = _verdicts(seen)
     status.conditions = _conditions(seen.previous.conditions, verdicts, stamp)
+    if verdicts[STALLED.name].status == "True" and status.phase in ("Stable", "Progressing"):
+        # Shown instead of the phase the stall interrupts; the machine reads it back as that phase.
+        status.phase = "Stalled"
     ready = verdicts[READY.name]
     status.ready = ready.status
     return StatusReport(status, _transitions(seen, verdicts))
