@@ -774,3 +774,65 @@ def test_revision_status_reports_roles_and_replicas() -> None:
         (world.status.stable_revision, "stable", 1, 1),
         (canary, "canary", 2, 3),
     ]
+
+
+# --------------------------------------------------------------------------- progress deadline
+
+DEADLINE = 600 + 600  # a Deployment's default plus the default startupTimeoutSeconds
+
+
+def test_a_revision_never_ready_is_stalled_at_its_deadline_and_recovers_by_itself() -> None:
+    world = World(spec_of(), auto_ready=False)
+    world.tick()
+    revision = revision_of(world.spec)
+    world.tick(DEADLINE - 1)
+    assert world.status.phase == "Stable"
+    assert world.last is not None and world.last.requeue_after == pytest.approx(1)
+
+    world.tick(1)
+    assert world.status.phase == "Stalled"
+    assert world.status.rollout is not None
+    assert (
+        world.status.rollout.message
+        == f"revision {revision} did not have all replicas ready within {DEADLINE}s (0/1 ready)"
+    )
+    world.tick(60)
+    assert world.reasons().count("ProgressDeadlineExceeded") == 1, "one event per stall"
+
+    world.set_ready(revision, 1)
+    world.tick(5)
+    assert world.status.phase == "Stable"
+    assert [entry.revision for entry in world.status.history] == [revision], "not recorded twice"
+
+
+def test_an_automated_canary_never_ready_rolls_back_at_its_deadline() -> None:
+    world = stable_world(steps=[{"weight": 20}, {"pause": {"duration": "1h"}}])
+    world.auto_ready = False
+    canary = world.change(**{"runtime.image": "server:2"})
+    world.tick()
+    world.tick(DEADLINE)
+    assert world.status.phase == "RolledBack"
+    assert world.condition("Degraded")[1] == "ProgressDeadlineExceeded"
+    assert world.status.canary_revision == canary
+
+
+def test_a_manual_canary_never_ready_is_stalled_and_stays_in_flight() -> None:
+    world = stable_world(weight=20)
+    world.auto_ready = False
+    world.change(**{"runtime.image": "server:2"})
+    world.tick()
+    world.tick(DEADLINE)
+    assert world.status.phase == "Stalled"
+    world.ask("promote")
+    world.tick(1)
+    assert world.status.phase == "Promoting", "a stalled canary is still in flight for requests"
+
+
+def test_a_new_generation_restarts_the_deadline() -> None:
+    world = World(spec_of(), auto_ready=False)
+    world.tick()
+    world.tick(DEADLINE)
+    assert world.status.phase == "Stalled"
+    world.generation = 2
+    world.tick(1)
+    assert world.status.phase == "Stable"

@@ -87,6 +87,7 @@ class World:
     events: list[Event] = field(default_factory=list)
     measurements_taken: int = 0
     last: Decision | None = None
+    generation: int | None = None
 
     def observations(self) -> Observations:
         return Observations(
@@ -94,6 +95,7 @@ class World:
             live=dict(self.live),
             routed_weight=self.routed if self.router_reports else None,
             request=self.request,
+            generation=self.generation,
         )
 
     def tick(self, seconds: float = 0) -> Decision:
@@ -111,6 +113,8 @@ class World:
     def apply(self, decision: Decision) -> None:
         self.last = decision
         self.status = decision.status
+        # The controller records the generation it acted on with every status.
+        self.status.observed_generation = self.generation
         self.routed = decision.canary_weight
         self.events.extend(decision.events)
         wanted = {live.revision: live for live in decision.revisions}

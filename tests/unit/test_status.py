@@ -264,3 +264,10 @@ def test_not_ready_is_always_explained_as_reconciling_stalled_or_paused(
     assert not (busy and stalled)
     if result["Ready"][0] != "True":
         assert busy or stalled or phase == "Paused"
+
+
+def test_a_stall_shows_as_the_phase_except_in_a_paused_or_promoting_rollout() -> None:
+    refused = {"revisions": {STABLE: RevisionReadiness(0, 1)}, "replica_failures": {STABLE: QUOTA}}
+    assert compute_status(seen(**refused), STAMP).status.phase == "Stalled"
+    for phase in ("Paused", "Promoting", "RolledBack"):
+        assert compute_status(seen(decided=decided(phase, CANARY), **refused), STAMP).status.phase == phase
