@@ -42,7 +42,8 @@ format: install
 
 crds: install
 	$(BIN)/modeldeploy crd > crds/modeldeploy.io_modeldeployments.yaml
-	cp crds/modeldeploy.io_modeldeployments.yaml charts/modeldeploy/crds/
+	$(BIN)/modeldeploy crd --kind ModelRuntime > crds/modeldeploy.io_modelruntimes.yaml
+	cp crds/modeldeploy.io_modeldeployments.yaml crds/modeldeploy.io_modelruntimes.yaml charts/modeldeploy/crds/
 	$(BIN)/modeldeploy api-docs > docs/api.md
 
 binaries:

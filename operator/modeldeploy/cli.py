@@ -38,11 +38,18 @@ def version() -> None:
 
 
 @app.command()
-def crd() -> None:
-    """Print the ModelDeployment CustomResourceDefinition, generated from the API models."""
-    from modeldeploy.api.crd import crd_yaml
+def crd(
+    kind: Annotated[
+        str, typer.Option(help="ModelDeployment or ModelRuntime.", case_sensitive=False)
+    ] = "ModelDeployment",
+) -> None:
+    """Print a CustomResourceDefinition (ModelDeployment or ModelRuntime), generated from the API models."""
+    from modeldeploy.api.crd import crd_yaml, runtime_crd_yaml
 
-    typer.echo(crd_yaml(), nl=False)
+    generators = {"modeldeployment": crd_yaml, "modelruntime": runtime_crd_yaml}
+    if kind.lower() not in generators:
+        raise typer.BadParameter(f"--kind must be ModelDeployment or ModelRuntime, not {kind}")
+    typer.echo(generators[kind.lower()](), nl=False)
 
 
 @app.command("api-docs")

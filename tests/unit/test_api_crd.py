@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
-from modeldeploy.api.crd import CRD_FILE, crd, crd_yaml, root_schema
+from modeldeploy.api.crd import (
+    CRD_FILE,
+    RUNTIME_CRD_FILE,
+    crd,
+    crd_yaml,
+    root_schema,
+    runtime_crd,
+    runtime_crd_yaml,
+    runtime_root_schema,
+)
 from modeldeploy.api.docs import api_reference
+from modeldeploy.api.model_runtime import ModelRuntime
 from modeldeploy.api.models import Canary, Model, ModelDeployment
 from modeldeploy.cli import app
 
@@ -31,6 +42,7 @@ def schemas(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[st
 
 def test_the_crd_file_is_current() -> None:
     assert (ROOT / CRD_FILE).read_text() == crd_yaml(), REGENERATE
+    assert (ROOT / RUNTIME_CRD_FILE).read_text() == runtime_crd_yaml(), REGENERATE
 
 
 def test_the_api_reference_is_current() -> None:
@@ -40,15 +52,18 @@ def test_the_api_reference_is_current() -> None:
 def test_the_cli_prints_both() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["crd"]).stdout == crd_yaml()
+    assert runner.invoke(app, ["crd", "--kind", "ModelRuntime"]).stdout == runtime_crd_yaml()
     assert runner.invoke(app, ["api-docs"]).stdout == api_reference()
 
 
 def test_the_crd_file_is_plain_yaml_of_the_manifest() -> None:
     assert yaml.safe_load(crd_yaml()) == crd()
+    assert yaml.safe_load(runtime_crd_yaml()) == runtime_crd()
 
 
-def test_the_schema_is_structural() -> None:
-    for path, schema in schemas(root_schema()):
+@pytest.mark.parametrize("root", [root_schema, runtime_root_schema])
+def test_the_schema_is_structural(root: Callable[[], dict[str, Any]]) -> None:
+    for path, schema in schemas(root()):
         assert "$ref" not in schema and "allOf" not in schema and "oneOf" not in schema, path
         assert schema.get("type") != "null" and "title" not in schema, path
         assert "additionalProperties" not in schema or isinstance(schema["additionalProperties"], dict), path
@@ -72,17 +87,28 @@ def test_every_spec_and_status_field_has_a_description() -> None:
 
 def test_optional_fields_are_left_out_of_required() -> None:
     spec = root_schema()["properties"]["spec"]
-    assert spec["required"] == ["model", "runtime"]
+    # A runtime may come whole from a ModelRuntime.
+    assert spec["required"] == ["model"]
     assert spec["properties"]["autoscaling"]["required"] == ["maxReplicas"]
     assert "required" not in spec["properties"]["rollout"]
 
 
 def test_defaults_are_the_models_defaults() -> None:
-    runtime = root_schema()["properties"]["spec"]["properties"]["runtime"]["properties"]
-    assert runtime["port"]["default"] == 8080
-    assert runtime["resources"]["default"] == {}
-    assert runtime["resources"]["properties"]["gpu"]["default"] == 0
-    assert "default" not in runtime["gpu"]
+    spec = root_schema()["properties"]["spec"]["properties"]
+    assert spec["replicas"]["default"] == 1
+    assert spec["rollout"]["default"] == {}
+    assert spec["rollout"]["properties"]["canary"]["properties"]["scaleDownDelaySeconds"]["default"] == 30
+    assert "default" not in spec["autoscaling"]
+
+
+def test_runtime_fields_have_no_defaults_so_unset_ones_come_from_the_template() -> None:
+    runtime = root_schema()["properties"]["spec"]["properties"]["runtime"]
+    assert runtime["default"] == {}
+    assert [name for name, field in runtime["properties"].items() if "default" in field] == []
+    # Within it, an object the model sets still has its own defaults.
+    assert runtime["properties"]["resources"]["properties"]["gpu"]["default"] == 0
+    template = runtime_root_schema()["properties"]["spec"]["properties"]["runtime"]
+    assert [name for name, field in template["properties"].items() if "default" in field] == []
 
 
 def test_a_steps_analysis_has_no_defaults_so_unset_fields_come_from_the_canary() -> None:
@@ -97,13 +123,14 @@ def test_a_steps_analysis_has_no_defaults_so_unset_fields_come_from_the_canary()
 def test_every_rule_of_every_model_is_in_the_crd() -> None:
     in_crd = [
         validation["message"]
-        for _, schema in schemas(root_schema())
+        for root in (root_schema(), runtime_root_schema())
+        for _, schema in schemas(root)
         for validation in schema.get("x-kubernetes-validations", ())
     ]
     models = [model for model in Model.__subclasses__() if model.rules]
     assert Canary in models
     rules = [rule for model in models for rule in model.rules]
-    for rule in (*rules, *ModelDeployment.rules):
+    for rule in (*rules, *ModelDeployment.rules, *ModelRuntime.rules):
         assert rule.message in in_crd, rule.message
 
 

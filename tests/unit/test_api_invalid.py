@@ -63,7 +63,27 @@ def changed(manifest: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 CASES = [
     # --------------------------------------------------------------- required fields, types
     Case("model missing", {"spec.model": DELETE}, "spec.model"),
-    Case("image missing", {"spec.runtime.image": DELETE}, "spec.runtime.image"),
+    Case(
+        "no image, runtime name nor model format",
+        {"spec.runtime.image": DELETE},
+        "spec.runtime",
+        "set runtime.image, or runtime.name",
+    ),
+    Case(
+        "unknown placeholder",
+        {"spec.runtime.args": ["--model={{ .ModelPath }}"]},
+        "spec.runtime.args",
+        "placeholder must be one of",
+    ),
+    Case(
+        "placeholder in extraArgs misspelt",
+        {"spec.runtime.extraArgs": ["--port={{.port}}"]},
+        "spec.runtime.extraArgs",
+        "placeholder must be one of",
+    ),
+    Case("runtime name not a DNS label", {"spec.runtime.name": "vLLM"}, "spec.runtime.name"),
+    Case("maxSurge a word", {"spec.rollout.canary.maxSurge": "half"}, "spec.rollout.canary.maxSurge"),
+    Case("metrics source unknown", {"spec.runtime.metrics": {"source": "ollama"}}, "spec.runtime.metrics.source"),
     Case("image empty", {"spec.runtime.image": ""}, "spec.runtime.image"),
     Case("image not a string", {"spec.runtime.image": 42}, "spec.runtime.image"),
     Case("replicas a word", {"spec.replicas": "two"}, "spec.replicas"),

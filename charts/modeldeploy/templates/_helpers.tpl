@@ -109,4 +109,8 @@ follows CustomResourceDefinitions to notice a provider's CRD installed after it 
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
+# Server templates (cluster-scoped): models name them in spec.runtime.name.
+- apiGroups: [modeldeploy.io]
+  resources: [modelruntimes]
+  verbs: [get, list, watch]
 {{- end -}}

@@ -11,11 +11,14 @@ from modeldeploy.api.crd import (
     CATEGORIES,
     CRD_FILE,
     PRINTER_COLUMNS,
+    RUNTIME_CRD_FILE,
+    RUNTIME_SHORT_NAMES,
     SHORT_NAMES,
     models_of,
     nested_models,
     object_schema,
 )
+from modeldeploy.api.model_runtime import RUNTIME_KIND, ModelRuntime, ModelRuntimeSpec
 from modeldeploy.api.models import (
     API_VERSION,
     KIND,
@@ -45,12 +48,35 @@ TrafficSplit).
 """
 
 
+RUNTIME_INTRO = f"""\
+# ModelRuntime
+
+`apiVersion: {API_VERSION}`, `kind: {RUNTIME_KIND}`, cluster-scoped; short name {", ".join(f"`{n}`" for n in RUNTIME_SHORT_NAMES)}.
+The CRD is [`{RUNTIME_CRD_FILE}`](../{RUNTIME_CRD_FILE}). A server template kept by the platform team;
+its `spec.runtime` has the fields of [Runtime](#runtime). See [runtimes.md](runtimes.md).
+"""
+
+
 def api_reference() -> str:
     """The whole of docs/api.md."""
     sections = [INTRO, _columns(), _object_section(ModelDeployment, _root_fields())]
-    for model in (*models_of(ModelDeploymentSpec), *models_of(ModelDeploymentStatus)):
+    documented = [*models_of(ModelDeploymentSpec), *models_of(ModelDeploymentStatus)]
+    for model in documented:
         sections.append(_object_section(model, _fields(model)))
+    sections += [RUNTIME_INTRO, _object_section(ModelRuntime, _runtime_root_fields())]
+    for model in models_of(ModelRuntimeSpec):
+        if model not in documented:
+            sections.append(_object_section(model, _fields(model)))
     return "\n".join(sections)
+
+
+def _runtime_root_fields() -> list[tuple[str, str, str, str]]:
+    return [
+        ("apiVersion", "string", "", f"`{API_VERSION}`"),
+        ("kind", "string", "", f"`{RUNTIME_KIND}`"),
+        ("metadata", "object", "", "Standard object metadata; the name is what spec.runtime.name refers to."),
+        ("spec", _link(ModelRuntimeSpec), "", "The template. **Required.**"),
+    ]
 
 
 def _columns() -> str:

@@ -12,7 +12,7 @@ CEL validation in the CRD and a check here, with one message.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,7 @@ from pydantic import (
     field_serializer,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from modeldeploy.api.rules import (
     LIST_MAP_KEYS,
@@ -66,6 +66,15 @@ MAX_STEPS = 32
 MAX_METRICS = 16
 MAX_URI_LENGTH = 2048
 
+# What a server's command and arguments may refer to (rendered per revision, docs/runtimes.md):
+# Go-template spelling, as KServe's and KAITO's templates use, but only these names.
+PLACEHOLDERS = ("{{ .ModelDir }}", "{{ .ModelName }}", "{{ .ModelFormat }}", "{{ .Port }}", "{{ .GPUs }}")
+PLACEHOLDER_NAMES = tuple(p.removeprefix("{{ .").removesuffix(" }}") for p in PLACEHOLDERS)
+# A text whose every "{{" opens one of the placeholders (RE2 and Python alike).
+PLACEHOLDER_TEXT_PATTERN = (
+    "^([^{]|[{][^{]|[{]$|[{][{] *[.](" + "|".join(PLACEHOLDER_NAMES) + ") *[}][}])*$"
+)
+
 # Marks a nested object whose unset fields are taken from elsewhere: the CRD gives its own
 # fields no defaults, so that "unset" survives the trip through the API server.
 INHERITS_UNSET = "x-modeldeploy-inherits-unset"
@@ -94,6 +103,12 @@ Quantity = Annotated[
     BeforeValidator(_integer_as_text),
 ]
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+# Replicas or a percentage, as a Deployment's maxSurge: 1, "1", "25%".
+Surge = Annotated[
+    str,
+    Field(pattern=r"^[0-9]+%?$", max_length=8, json_schema_extra={INT_OR_STRING: True}),
+    BeforeValidator(_integer_as_text),
+]
 Percent = Annotated[int, Field(ge=0, le=100, strict=True)]
 Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, max_length=253)]
 
@@ -425,10 +440,41 @@ def is_reserved_pod_label(key: str) -> bool:
     return key.startswith(RESERVED_LABEL_PREFIX) or key in RESERVED_POD_LABELS
 
 
+ServerSource = Literal["vllm", "tgi", "triton", "mlserver"]
+"""Model servers whose own series the built-in analysis templates read; one module each in
+modeldeploy.rollout.sources."""
+SERVER_SOURCES: tuple[str, ...] = get_args(ServerSource)
+
+
+class ServerMetrics(Model):
+    """Where a server publishes its Prometheus metrics, and whose series they are."""
+
+    source: ServerSource = Field(
+        description="The series the server exports: vllm, tgi, triton or mlserver; it names the analysis "
+        "source of the runtime's built-in templates (docs/runtimes.md lists them)."
+    )
+    path: str = Field(default="/metrics", pattern=r"^/", description="HTTP path of the metrics.")
+    port: int | None = Field(
+        default=None, ge=1, le=65535, strict=True, description="Port of the metrics; unset: the serving port."
+    )
+
+
+def _placeholder_rule(field: str) -> Rule[Runtime]:
+    return Rule(
+        cel=f"!has(self.{field}) || self.{field}.all(a, a.matches('{PLACEHOLDER_TEXT_PATTERN}'))",
+        message=f"{field}: a {{{{ ... }}}} placeholder must be one of {_spelled(PLACEHOLDERS)}",
+        holds=lambda runtime: all(
+            matches(PLACEHOLDER_TEXT_PATTERN, text) for text in getattr(runtime, to_snake(field))
+        ),
+        field=field,
+    )
+
+
 class Runtime(Model):
     """The model server: image, arguments, ports, probes and resources."""
 
     rules: ClassVar[tuple[Rule[Runtime], ...]] = (
+        *(_placeholder_rule(field) for field in ("command", "args", "extraArgs")),
         Rule(
             cel="!has(self.gpu) || (!has(self.gpu.product) && !has(self.gpu.migProfile)) "
             "|| self.resources.gpu >= 1",
@@ -459,9 +505,32 @@ class Runtime(Model):
         ),
     )
 
-    image: str = Field(min_length=1, max_length=1024, description="Container image of the model server.")
-    command: list[str] = Field(default_factory=list, description="Entrypoint override.")
-    args: list[str] = Field(default_factory=list, description="Arguments of the server.")
+    name: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL_PATTERN,
+        max_length=253,
+        description="The ModelRuntime (server template) to start from; every field set here overrides "
+        "the template's. Unset with no image: the ModelRuntime whose modelFormats include "
+        "spec.model.format, when exactly one does (docs/runtimes.md).",
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Container image of the model server; required unless a ModelRuntime provides it.",
+    )
+    command: list[str] = Field(
+        default_factory=list, description=f"Entrypoint override; placeholders {_spelled(PLACEHOLDERS)}."
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description=f"Arguments of the server (they replace the template's); placeholders {_spelled(PLACEHOLDERS)}.",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Arguments appended after args, so a model adds flags without copying the template's "
+        "arguments; same placeholders.",
+    )
     env: list[EnvVar] = Field(
         default_factory=list,
         description="Environment of the server container.",
@@ -519,6 +588,11 @@ class Runtime(Model):
         "RuntimeDefault): e.g. runAsNonRoot, fsGroup.",
         json_schema_extra={PRESERVE_UNKNOWN_FIELDS: True},
     )
+    metrics: ServerMetrics | None = Field(
+        default=None,
+        description="The server's own Prometheus metrics: where they are scraped and which analysis "
+        "templates they enable.",
+    )
 
 
 # --------------------------------------------------------------------------- spec.rollout
@@ -534,9 +608,14 @@ class PrometheusRef(Model):
     )
 
 
-AnalysisSource = Literal["model-server", "traefik", "istio", "nginx", "envoy-gateway"]
+AnalysisSource = Literal[
+    "model-server", "traefik", "istio", "nginx", "envoy-gateway", "vllm", "tgi", "triton", "mlserver"
+]
 """Where the built-in analysis templates find their series; one module each in
 modeldeploy.rollout.sources."""
+MetricTemplate = Literal[
+    "success-rate", "error-ratio", "latency-p99", "ttft-p95", "inter-token-latency-p95", "custom"
+]
 
 
 class Metric(Model):
@@ -574,18 +653,21 @@ class Metric(Model):
         pattern=DNS_LABEL_PATTERN,
         description="Name shown in status and events.",
     )
-    template: Literal["success-rate", "latency-p99", "custom"] = Field(
+    template: MetricTemplate = Field(
         default="custom",
         description="success-rate: share of non-5xx responses of the canary revision (0..1); "
-        "latency-p99: 99th percentile latency of the canary in seconds; custom: the query below.",
+        "error-ratio: share of failed requests (0..1); latency-p99: 99th percentile end-to-end latency "
+        "in seconds; ttft-p95 and inter-token-latency-p95: 95th percentiles of time to first token and "
+        "between tokens in seconds (vllm and tgi sources); custom: the query below.",
     )
     source: AnalysisSource | None = Field(
         default=None,
         description="Whose series the built-in templates read (docs/rollout.md): the data plane's own "
-        "(traefik, istio, nginx, envoy-gateway) or the model server's (model-server, the modeldeploy_* "
-        "convention). Unset: by spec.traffic.provider, istio -> istio, nginx -> nginx, smi and service -> "
-        "model-server; gateway-api needs it set, since the provider does not say which data plane serves "
-        "the Gateway.",
+        "(traefik, istio, nginx, envoy-gateway), a model server's own (vllm, tgi, triton, mlserver; "
+        "docs/runtimes.md) or the modeldeploy_* convention (model-server). Unset: the runtime's "
+        "metrics.source for error-ratio, ttft-p95 and inter-token-latency-p95; otherwise by "
+        "spec.traffic.provider, istio -> istio, nginx -> nginx, smi and service -> model-server; "
+        "gateway-api needs it set, since the provider does not say which data plane serves the Gateway.",
     )
     query: str | None = Field(
         default=None,
@@ -725,6 +807,13 @@ class Canary(Model):
     )
     analysis: Analysis | None = Field(
         default=None, description="Analysis defaults, and background analysis during automated steps."
+    )
+    max_surge: Surge | None = Field(
+        default=None,
+        description="GPU budget of a canary: how many replicas (or what percentage of stable's, rounded up) "
+        "stable and canary may hold together beyond stable's own. 0: the canary's replicas come out of "
+        "stable's as its weight grows. Unset: the canary gets a full set of replicas beside stable's "
+        "(docs/rollout.md).",
     )
     scale_down_delay_seconds: int = Field(
         default=30,
@@ -893,8 +982,25 @@ class Autoscaling(Model):
 class ModelDeploymentSpec(Model):
     """Desired state of a served model."""
 
+    rules: ClassVar[tuple[Rule[ModelDeploymentSpec], ...]] = (
+        Rule(
+            cel="has(self.runtime.image) || has(self.runtime.name) || has(self.model.format)",
+            message="set runtime.image, or runtime.name (a ModelRuntime), or model.format (the ModelRuntime "
+            "serving that format is chosen)",
+            holds=lambda spec: (
+                spec.runtime.image is not None or spec.runtime.name is not None or spec.model.format is not None
+            ),
+            field="runtime",
+        ),
+    )
+
     model: ModelSource = Field(description="The model to serve.")
-    runtime: Runtime = Field(description="The server that serves it.")
+    runtime: Runtime = Field(
+        default_factory=Runtime,
+        description="The server that serves it; fields left unset come from the ModelRuntime it names "
+        "(or selects by model format), then from the defaults.",
+        json_schema_extra={INHERITS_UNSET: True},
+    )
     replicas: int = Field(
         default=1, ge=0, le=1000, strict=True, description="Replicas per revision without autoscaling."
     )
@@ -933,6 +1039,10 @@ class RevisionStatus(StatusModel):
     role: Literal["stable", "canary", "retiring"] = Field(description="stable, canary or retiring.")
     desired_replicas: int = Field(default=0, description="Replicas wanted.")
     ready_replicas: int = Field(default=0, description="Replicas ready.")
+    runtime: str | None = Field(default=None, description="The ModelRuntime the revision was made from.")
+    runtime_generation: int | None = Field(
+        default=None, description="metadata.generation of that ModelRuntime when the revision was made."
+    )
 
 
 class AnalysisRun(StatusModel):

@@ -4,14 +4,21 @@ GPU capacity is judged against every node and every pod holding GPUs; listing th
 reconcile would cost two cluster-wide reads per ModelDeployment. The watch that kopf keeps
 open feeds this view instead, and only the fields capacity needs are kept. The labels of
 namespaces (the verification policy reads them) and which ModelDeployments each namespace holds
-(to look at them again when those labels change) come the same way.
+(to look at them again when those labels change) come the same way, and so do the ModelRuntimes
+(server templates) that models name.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from pydantic import ValidationError
+
+from modeldeploy.api.model_runtime import ModelRuntime
 from modeldeploy.capacity import holds_gpus
+
+log = logging.getLogger(__name__)
 
 
 def _slim(
@@ -31,6 +38,7 @@ class ClusterView:
         self._gpu_pods: dict[tuple[str, str], dict[str, Any]] = {}
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self._models: dict[str, set[str]] = {}
+        self._runtimes: dict[str, ModelRuntime] = {}
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
@@ -77,3 +85,28 @@ class ClusterView:
             self._models.get(namespace, set()).discard(name)
         else:
             self._models.setdefault(namespace, set()).add(name)
+
+    @property
+    def runtimes(self) -> dict[str, ModelRuntime]:
+        return dict(self._runtimes)
+
+    def runtime_event(self, event_type: str | None, body: dict[str, Any]) -> bool:
+        """Records a ModelRuntime; True when what models get from it may have changed."""
+        name = body["metadata"]["name"]
+        before = self._runtimes.get(name)
+        if event_type == "DELETED":
+            self._runtimes.pop(name, None)
+            return before is not None
+        try:
+            runtime = ModelRuntime.model_validate(body)
+        except ValidationError as error:
+            # The API server checked it against the same models; only an older CRD lets one through.
+            log.warning("ModelRuntime %s ignored: %s", name, error)
+            self._runtimes.pop(name, None)
+            return before is not None
+        self._runtimes[name] = runtime
+        return before is None or before.spec != runtime.spec or before.generation != runtime.generation
+
+    def all_models(self) -> list[tuple[str, str]]:
+        """Every ModelDeployment the watch has delivered, as (namespace, name)."""
+        return sorted((namespace, name) for namespace, names in self._models.items() for name in names)

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from modeldeploy import metrics
+from modeldeploy.api.model_runtime import RUNTIME_PLURAL
 from modeldeploy.api.models import GROUP, PLURAL, VERSION
 from modeldeploy.controller.reconcile import Reconciler
 from modeldeploy.controller.workqueue import WorkQueue
@@ -91,6 +92,13 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         cluster.pod_event(event["type"], dict(body))
+
+    # A template's edit or arrival concerns every model that names it or may select it by format.
+    @kopf.on.event(GROUP, VERSION, RUNTIME_PLURAL, registry=registry)
+    async def runtime_changed(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+        if cluster.runtime_event(event["type"], dict(body)):
+            for key in cluster.all_models():
+                queue.add(key)
 
     # The verification policy follows namespace labels: a change is looked at again at once.
     @kopf.on.event("", "v1", "namespaces", registry=registry)

@@ -41,7 +41,8 @@ from modeldeploy.render.autoscaler import (
 )
 from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
 from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, is_mounted
-from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec, revision_of
+from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec
+from modeldeploy.render.runtimes import UnresolvedRuntime, resolve
 from modeldeploy.render.services import render_role_services
 from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
@@ -155,19 +156,29 @@ class _Pass:
         self.namespace = namespace_of(md)
         self.name = name_of(md)
         self.key = (self.namespace, self.name)
-        self.revision = revision_of(md.spec)
         self.router: Router = router_for(md.spec.traffic.provider)
         self.problems: list[Problem] = []
         self.restored: list[str] = []
 
-    async def run(self) -> float:
+    async def run(self) -> float | None:
+        """Seconds until the next look; None when the spec cannot be acted on until something changes."""
         # Independent reads, sent together: a pass waits for one round trip, not six.
         pods, live = await asyncio.gather(
             self.kube.list("v1", "Pod", self.namespace, selector_labels(self.md)),
             self._list_kinds(self._kinds_in_use()),
         )
         deployments = [obj for obj in live if obj["kind"] == "Deployment"]
-        specs = _revision_specs(deployments) | {self.revision: RevisionSpec.of(self.md.spec)}
+        specs = _revision_specs(deployments)
+        try:
+            resolved = resolve(self.md.spec, self.r.cluster.runtimes, specs.values())
+        except UnresolvedRuntime as error:
+            # The ModelRuntime watch looks at every model again when a template comes or changes.
+            await self.r._refuse(self.body, error.reason, str(error), self.now)
+            return None
+        # From here on, spec.runtime is the template merged with the model's own fields.
+        self.md = self.md.model_copy(update={"spec": resolved.spec})
+        self.revision = resolved.revision
+        specs[self.revision] = resolved.revision_spec
         readiness = _readiness(deployments)
 
         routed = self.router.routed(

@@ -23,17 +23,31 @@ REVISION_LENGTH = 10
 Role = Literal["stable", "canary", "retiring"]
 
 
+class RuntimeTemplate(Model):
+    """Which ModelRuntime a revision's server was made from, and from which spec of the model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    generation: int
+    source: str
+    """The revision hash of the ModelDeployment's own model and runtime, before the template was
+    merged in: the same spec finds the same (pinned) revision again."""
+
+
 class RevisionSpec(Model):
-    """What a revision runs: the model and the server."""
+    """What a revision runs: the model and the server (after its ModelRuntime was merged in)."""
 
     model_config = ConfigDict(frozen=True)
 
     model: ModelSource
     runtime: Runtime
+    # Left out of the hash when None, so models without a template keep their revisions.
+    template: RuntimeTemplate | None = None
 
     @classmethod
-    def of(cls, spec: ModelDeploymentSpec) -> RevisionSpec:
-        return cls(model=spec.model, runtime=spec.runtime)
+    def of(cls, spec: ModelDeploymentSpec, template: RuntimeTemplate | None = None) -> RevisionSpec:
+        return cls(model=spec.model, runtime=spec.runtime, template=template)
 
     def to_annotation(self) -> str:
         return json.dumps(

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
-from modeldeploy.api.models import ModelDeployment, Runtime
+from modeldeploy.api.models import PLACEHOLDER_NAMES, ModelDeployment, Runtime
 from modeldeploy.render import common
 from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, model_volume
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan
 
 LABEL_ROLE = "modeldeploy.io/role"
+_PLACEHOLDER = re.compile(r"\{\{ *\.(" + "|".join(PLACEHOLDER_NAMES) + r") *\}\}")
 SERVER_CONTAINER = "server"
 SERVING_PORT = "serving"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -81,7 +83,7 @@ def render_deployment(
         "progressDeadlineSeconds": md.spec.progress_deadline_seconds(),
         "template": {
             "metadata": _pod_metadata(md, plan),
-            "spec": pod_spec(plan, initializer_image, oci_mode, initializer_resources),
+            "spec": pod_spec(plan, initializer_image, oci_mode, initializer_resources, common.name_of(md)),
         },
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
@@ -100,10 +102,23 @@ def _pod_metadata(md: ModelDeployment, plan: RevisionPlan) -> dict[str, Any]:
     labels = {**dict(sorted(runtime.pod_labels.items())), **common.labels(md, plan.revision)}
     # `kubectl logs` and `exec` pick the server rather than asking which container.
     annotations = {
+        **_scrape_annotations(runtime),
         **dict(sorted(runtime.pod_annotations.items())),
         "kubectl.kubernetes.io/default-container": SERVER_CONTAINER,
     }
     return {"labels": labels, "annotations": annotations}
+
+
+def _scrape_annotations(runtime: Runtime) -> dict[str, str]:
+    """The prometheus.io/* annotations of the server's own metrics, the convention of Prometheus's
+    kubernetes-pods example scrape job (the pod's annotations override them)."""
+    if runtime.metrics is None:
+        return {}
+    return {
+        "prometheus.io/path": runtime.metrics.path,
+        "prometheus.io/port": str(runtime.metrics.port or runtime.port),
+        "prometheus.io/scrape": "true",
+    }
 
 
 def pod_spec(
@@ -111,6 +126,7 @@ def pod_spec(
     initializer_image: str,
     oci_mode: OciMode = "image-volume",
     initializer_resources: Mapping[str, Any] = DEFAULT_INITIALIZER_RESOURCES,
+    model_name: str = "",
 ) -> dict[str, Any]:
     runtime = plan.spec.runtime
     volume = model_volume(plan.spec.model, initializer_image, oci_mode, initializer_resources)
@@ -141,7 +157,8 @@ def pod_spec(
     init_containers = volume.init_containers + volume.sidecars
     if init_containers:
         spec["initContainers"] = init_containers
-    spec["containers"] = [_server_container(runtime, volume.server_env, mounts)]
+    placeholders = _placeholder_values(plan, volume.server_env, model_name)
+    spec["containers"] = [_server_container(runtime, volume.server_env, mounts, placeholders)]
     spec["volumes"] = volumes
     node_selector = _node_selector(runtime)
     if node_selector:
@@ -152,14 +169,37 @@ def pod_spec(
     return spec
 
 
+def _placeholder_values(plan: RevisionPlan, model_env: list[dict[str, Any]], model_name: str) -> dict[str, str]:
+    """What each of PLACEHOLDER_NAMES stands for in this revision's pods."""
+    runtime = plan.spec.runtime
+    model_dir = next(variable["value"] for variable in model_env if variable["name"] == "MODEL_DIR")
+    values = {
+        "ModelDir": model_dir,
+        "ModelName": model_name,
+        "ModelFormat": plan.spec.model.format or "",
+        "Port": str(runtime.port),
+        "GPUs": str(runtime.resources.gpu),
+    }
+    assert set(values) == set(PLACEHOLDER_NAMES), "every placeholder the API accepts has a value"
+    return values
+
+
+def _filled(texts: list[str], values: Mapping[str, str]) -> list[str]:
+    """`texts` with their placeholders replaced; the API refuses any other {{ ... }}."""
+    return [_PLACEHOLDER.sub(lambda match: values[match.group(1)], text) for text in texts]
+
+
 def _server_container(
-    runtime: Runtime, model_env: list[dict[str, Any]], mounts: list[dict[str, Any]]
+    runtime: Runtime,
+    model_env: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    placeholders: Mapping[str, str],
 ) -> dict[str, Any]:
     container: dict[str, Any] = {"name": SERVER_CONTAINER, "image": runtime.image}
     if runtime.command:
-        container["command"] = list(runtime.command)
-    if runtime.args:
-        container["args"] = list(runtime.args)
+        container["command"] = _filled(runtime.command, placeholders)
+    if runtime.args or runtime.extra_args:
+        container["args"] = _filled([*runtime.args, *runtime.extra_args], placeholders)
     container["env"] = _env(runtime, model_env)
     if runtime.env_from:
         container["envFrom"] = copy.deepcopy(runtime.env_from)
