@@ -10,6 +10,8 @@ after that moment has one exact expected answer.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import json
 import os
 import subprocess
@@ -174,8 +176,12 @@ class DataPlaneExporter:
         return "\n".join(lines) + "\n"
 
 
+class Exposition(Protocol):
+    def exposition(self) -> str: ...
+
+
 @contextmanager
-def exporting_text(exporter: DataPlaneExporter) -> Iterator[str]:
+def exporting_text(exporter: Exposition) -> Iterator[str]:
     """Serves `exporter` at /metrics on a free loopback port; yields its host:port."""
 
     class Handler(BaseHTTPRequestHandler):

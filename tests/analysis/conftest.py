@@ -12,6 +12,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from tests.analysis import model_servers
 from tests.analysis.data_planes import STAND_INS, all_series
 from tests.prometheus_server import (
     DataPlaneExporter,
@@ -55,12 +56,29 @@ def data_planes() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
+def server_metrics() -> Iterator[dict[str, str]]:
+    """host:port of each model server's stand-in exporter, by source."""
+    with ExitStack() as stack:
+        yield {
+            source: stack.enter_context(
+                exporting_text(model_servers.ServerExporter(model_servers.all_samples(source)))
+            )
+            for source in model_servers.STAND_INS
+        }
+
+
+@pytest.fixture(scope="session")
 def prometheus(
-    exporter: str, data_planes: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    exporter: str,
+    data_planes: dict[str, str],
+    server_metrics: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """Base URL of a running Prometheus that has scraped every exporter a few times."""
-    jobs = {"model-servers": exporter} | {
-        f"data-plane-{source}": address for source, address in data_planes.items()
-    }
+    jobs = (
+        {"model-servers": exporter}
+        | {f"data-plane-{source}": address for source, address in data_planes.items()}
+        | {f"server-{source}": address for source, address in server_metrics.items()}
+    )
     with running_prometheus(jobs, tmp_path_factory.mktemp("prometheus")) as address:
         yield address

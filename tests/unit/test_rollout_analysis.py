@@ -11,7 +11,15 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from modeldeploy.api.models import Analysis, AnalysisSource, Metric, ModelDeployment, Step, Traffic
+from modeldeploy.api.models import (
+    Analysis,
+    AnalysisSource,
+    Metric,
+    ModelDeployment,
+    ServerSource,
+    Step,
+    Traffic,
+)
 from modeldeploy.rollout import sources
 from modeldeploy.rollout.analysis import (
     QueryResult,
@@ -162,7 +170,7 @@ def test_every_source_in_the_api_has_its_module_and_queries_and_nothing_else() -
     modules = {info.name for info in pkgutil.iter_modules(sources.__path__)} - {"base"}
     assert {module.replace("_", "-") for module in modules} == allowed
     assert set(sources.SOURCES) == allowed
-    assert set(SOURCE_QUERIES) == allowed
+    assert set(SOURCE_QUERIES) | set(get_args(ServerSource)) == allowed
     providers = set(get_args(Traffic.model_fields["provider"].annotation))
     assert set(sources.DEFAULT_SOURCES) == providers - {"gateway-api"}
     assert set(sources.DEFAULT_SOURCES.values()) <= allowed

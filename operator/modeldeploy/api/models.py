@@ -71,9 +71,7 @@ MAX_URI_LENGTH = 2048
 PLACEHOLDERS = ("{{ .ModelDir }}", "{{ .ModelName }}", "{{ .ModelFormat }}", "{{ .Port }}", "{{ .GPUs }}")
 PLACEHOLDER_NAMES = tuple(p.removeprefix("{{ .").removesuffix(" }}") for p in PLACEHOLDERS)
 # A text whose every "{{" opens one of the placeholders (RE2 and Python alike).
-PLACEHOLDER_TEXT_PATTERN = (
-    "^([^{]|[{][^{]|[{]$|[{][{] *[.](" + "|".join(PLACEHOLDER_NAMES) + ") *[}][}])*$"
-)
+PLACEHOLDER_TEXT_PATTERN = "^([^{]|[{][^{]|[{]$|[{][{] *[.](" + "|".join(PLACEHOLDER_NAMES) + ") *[}][}])*$"
 
 # Marks a nested object whose unset fields are taken from elsewhere: the CRD gives its own
 # fields no defaults, so that "unset" survives the trip through the API server.
@@ -988,7 +986,9 @@ class ModelDeploymentSpec(Model):
             message="set runtime.image, or runtime.name (a ModelRuntime), or model.format (the ModelRuntime "
             "serving that format is chosen)",
             holds=lambda spec: (
-                spec.runtime.image is not None or spec.runtime.name is not None or spec.model.format is not None
+                spec.runtime.image is not None
+                or spec.runtime.name is not None
+                or spec.model.format is not None
             ),
             field="runtime",
         ),

@@ -169,7 +169,9 @@ def pod_spec(
     return spec
 
 
-def _placeholder_values(plan: RevisionPlan, model_env: list[dict[str, Any]], model_name: str) -> dict[str, str]:
+def _placeholder_values(
+    plan: RevisionPlan, model_env: list[dict[str, Any]], model_name: str
+) -> dict[str, str]:
     """What each of PLACEHOLDER_NAMES stands for in this revision's pods."""
     runtime = plan.spec.runtime
     model_dir = next(variable["value"] for variable in model_env if variable["name"] == "MODEL_DIR")

@@ -35,6 +35,7 @@ def target_of(md: ModelDeployment, revision: str) -> Target:
         port=md.spec.runtime.port,
         protocol=md.spec.runtime.protocol,
         provider=md.spec.traffic.provider,
+        server=md.spec.runtime.metrics.source if md.spec.runtime.metrics else None,
     )
 
 
@@ -66,10 +67,9 @@ def render_query(metric: Metric, target: Target, interval: timedelta) -> str:
     a query or with an unknown placeholder, and for a built-in one without a source that can
     see the canary under the target's traffic provider."""
     window = f"{int(interval.total_seconds())}s"
-    if metric.template == "success-rate":
-        return source_of(metric.name, metric.source, target.provider).success_rate(target, window)
-    if metric.template == "latency-p99":
-        return source_of(metric.name, metric.source, target.provider).latency_p99(target, window)
+    if metric.template != "custom":
+        source = source_of(metric.name, metric.source, target.provider, metric.template, target.server)
+        return source.query(metric.template, target, window)
     if metric.query is None:
         raise ValueError(f"metric {metric.name}: template custom needs a query")
     values = {
@@ -85,7 +85,7 @@ def render_query(metric: Metric, target: Target, interval: timedelta) -> str:
     return _PLACEHOLDER.sub(lambda match: values[match.group(1)], metric.query)
 
 
-def problem_of(analysis: Analysis, provider: str | None = None) -> str | None:
+def problem_of(analysis: Analysis, provider: str | None = None, server: str | None = None) -> str | None:
     """Why this analysis can never succeed as configured, or None. Caught before any traffic
     depends on it, so a mistake fails the rollout at once instead of after the inconclusive
     limit. (Thresholds and custom queries are already checked by the API.) With the traffic
@@ -96,7 +96,7 @@ def problem_of(analysis: Analysis, provider: str | None = None) -> str | None:
         return "no metrics to measure"
     try:
         for metric in analysis.metrics:
-            target = Target(name="x", namespace="x", revision="x", provider=provider)
+            target = Target(name="x", namespace="x", revision="x", provider=provider, server=server)
             render_query(metric, target, interval_of(analysis))
     except ValueError as error:
         return str(error)

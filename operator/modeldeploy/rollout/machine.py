@@ -556,7 +556,8 @@ class _Tick:
     def _analyse(self, analysis: Analysis, where: str, counted: bool) -> bool:
         """Take the measurement that is due, if any. True when the step's analysis is done:
         `count` measurements within the limits (only for a counted analysis step)."""
-        problem = problem_of(analysis, self.spec.traffic.provider)
+        metrics = self.spec.runtime.metrics
+        problem = problem_of(analysis, self.spec.traffic.provider, metrics.source if metrics else None)
         if problem is not None:
             self._fail("InvalidAnalysis", f"{where}: analysis cannot run: {problem}")
             return False

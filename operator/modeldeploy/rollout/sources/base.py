@@ -3,8 +3,8 @@ queries written once over a source's series names and label selector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Target:
     port: int = 8080
     protocol: str = "http"
     provider: str | None = None
+    server: str | None = None
+    """The runtime's metrics.source: where the model-server templates read by default."""
 
     @property
     def canary_service(self) -> str:
@@ -78,8 +80,58 @@ class Source:
 
     def latency_p99(self, target: Target, window: str) -> str:
         """99th percentile latency of the target, in seconds."""
-        query = (
-            f"histogram_quantile(0.99, sum by (le) (rate({self.latency_buckets}"
-            f"{{{self.selector(target)}}}[{window}])))"
-        )
+        query = quantile(0.99, self.latency_buckets, self.selector(target), window)
         return query if self.latency_unit == "s" else f"{query} / 1000"
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return ("success-rate", "error-ratio", "latency-p99")
+
+    def query(self, template: str, target: Target, window: str) -> str:
+        if template == "success-rate":
+            return self.success_rate(target, window)
+        if template == "error-ratio":
+            return f"1 - ({self.success_rate(target, window)})"
+        if template == "latency-p99":
+            return self.latency_p99(target, window)
+        raise ValueError(f"source {self.name} has no template {template} ({', '.join(self.templates)})")
+
+
+def quantile(q: float, buckets: str, selector: str, window: str) -> str:
+    """The q-quantile of a histogram's `_bucket` series over the target's pods."""
+    return f"histogram_quantile({q:g}, sum by (le) (rate({buckets}{{{selector}}}[{window}])))"
+
+
+def ratio(part: str, whole: str, selector: str, window: str, part_matchers: str = "") -> str:
+    """rate(part) / rate(whole) of the target; a part that never happened counts 0 (a counter
+    with no series yet is not "no data" while the whole has requests)."""
+    matchers = f"{selector},{part_matchers}" if part_matchers else selector
+    return f"(sum(rate({part}{{{matchers}}}[{window}])) or vector(0)) / sum(rate({whole}{{{selector}}}[{window}]))"
+
+
+Query = Callable[[str, str], str]
+"""PromQL from the target's selector and the window."""
+
+
+@dataclass(frozen=True)
+class ServerSource:
+    """A model server's own series: one query per template it can answer, over the pods'
+    series labelled namespace, model and revision by the scrape configuration."""
+
+    name: str
+    queries: Mapping[str, Query] = field(default_factory=dict)
+    providers: tuple[str, ...] | None = None
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return tuple(self.queries)
+
+    def query(self, template: str, target: Target, window: str) -> str:
+        if template not in self.queries:
+            raise ValueError(f"source {self.name} has no template {template} ({', '.join(self.templates)})")
+        return self.queries[template](server_selector(target), window)
+
+
+def server_selector(target: Target) -> str:
+    """The pods of one revision: labels the scrape configuration copies from the pods' labels."""
+    return labels(namespace=target.namespace, model=target.name, revision=target.revision)
