@@ -10,8 +10,6 @@ after that moment has one exact expected answer.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import json
 import os
 import subprocess
@@ -25,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server

@@ -131,6 +131,28 @@ def capacity_condition(report: CapacityReport, max_replicas: int, request: GPURe
     )
 
 
+CANARY_DOES_NOT_FIT = "CanaryDoesNotFit"
+
+
+def canary_condition(
+    report: CapacityReport, stable: int, canary: int, request: GPURequest, canary_revision: str
+) -> Condition | None:
+    """None when `stable` + `canary` replicas fit on the GPUs free once the model's own pods are
+    counted out (`report` built from every other pod); else the GPUCapacity condition saying so,
+    so the canary is not started into Pending pods."""
+    if report.replicas_that_fit_now >= stable + canary:
+        return None
+    per_pod = _describe(request.per_pod, request.resource, request.product)
+    return Condition(
+        type=CONDITION_TYPE,
+        status="False",
+        reason=CANARY_DOES_NOT_FIT,
+        message=f"canary {canary_revision} not started: stable and canary need {stable + canary} \u00d7 "
+        f"{per_pod} ({stable} + {canary}); {_capacity_explanation(report, request)}. Free GPUs, or set "
+        "spec.rollout.canary.maxSurge so the canary's replicas come out of stable's",
+    )
+
+
 def pending_reason(pods: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> str | None:
     """Why a revision's pods do not become ready, in one line for the Ready condition; None when
     nothing blocks them. Failing containers come first (the most direct to fix), then

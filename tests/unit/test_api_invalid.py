@@ -83,7 +83,17 @@ CASES = [
     ),
     Case("runtime name not a DNS label", {"spec.runtime.name": "vLLM"}, "spec.runtime.name"),
     Case("maxSurge a word", {"spec.rollout.canary.maxSurge": "half"}, "spec.rollout.canary.maxSurge"),
-    Case("metrics source unknown", {"spec.runtime.metrics": {"source": "ollama"}}, "spec.runtime.metrics.source"),
+    Case(
+        "maxSurge 0 with one replica",
+        {"spec.rollout.canary.maxSurge": 0},
+        "spec.rollout.canary.maxSurge",
+        "maxSurge 0 needs at least 2 replicas",
+    ),
+    Case(
+        "metrics source unknown",
+        {"spec.runtime.metrics": {"source": "ollama"}},
+        "spec.runtime.metrics.source",
+    ),
     Case("image empty", {"spec.runtime.image": ""}, "spec.runtime.image"),
     Case("image not a string", {"spec.runtime.image": 42}, "spec.runtime.image"),
     Case("replicas a word", {"spec.replicas": "two"}, "spec.replicas"),

@@ -98,8 +98,10 @@ class ModelRuntime(BaseModel):
         ),
     )
 
-    api_version: Literal["modeldeploy.io/v1alpha1"] = Field(default=RUNTIME_API_VERSION, alias="apiVersion")
-    kind: Literal["ModelRuntime"] = RUNTIME_KIND
+    api_version: Literal["modeldeploy.io/v1alpha1"] = Field(
+        default="modeldeploy.io/v1alpha1", alias="apiVersion"
+    )
+    kind: Literal["ModelRuntime"] = "ModelRuntime"
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ModelRuntimeSpec
 

@@ -992,6 +992,19 @@ class ModelDeploymentSpec(Model):
             ),
             field="runtime",
         ),
+        Rule(
+            cel="!has(self.rollout.canary.maxSurge) || has(self.autoscaling) || self.replicas != 1 "
+            "|| !string(self.rollout.canary.maxSurge).matches('^0+%?$')",
+            message="rollout.canary.maxSurge 0 needs at least 2 replicas: with one, the canary could only "
+            "start by stopping stable; allow a surge of 1 or run 2 replicas",
+            holds=lambda spec: (
+                spec.rollout.canary.max_surge is None
+                or spec.autoscaling is not None
+                or spec.replicas != 1
+                or not matches("^0+%?$", spec.rollout.canary.max_surge)
+            ),
+            field="rollout.canary.maxSurge",
+        ),
     )
 
     model: ModelSource = Field(description="The model to serve.")

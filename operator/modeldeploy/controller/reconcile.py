@@ -48,6 +48,7 @@ from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
 from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
+from modeldeploy.rollout.surge import split, surge_replicas
 from modeldeploy.rollout.timing import format_timestamp
 from modeldeploy.status.compute import Observations, Problem, compute_status, refused_conditions
 from modeldeploy.storage.model_status import model_events
@@ -159,6 +160,8 @@ class _Pass:
         self.router: Router = router_for(md.spec.traffic.provider)
         self.problems: list[Problem] = []
         self.restored: list[str] = []
+        # Set when a GPU canary is held back because it would not fit (see _budgeted_replicas).
+        self.canary_capacity: Condition | None = None
 
     async def run(self) -> float | None:
         """Seconds until the next look; None when the spec cannot be acted on until something changes."""
@@ -204,7 +207,7 @@ class _Pass:
             canary_ready_replicas=_ready(readiness, decision.status.canary_revision),
             stable_ready_replicas=_ready(readiness, decision.status.stable_revision),
         )
-        plans = self._plans(decision, specs)
+        plans = self._plans(decision, specs, readiness, pods)
         desired = [
             render_deployment(
                 self.md,
@@ -294,7 +297,14 @@ class _Pass:
 
     # ------------------------------------------------------------------ desired children
 
-    def _plans(self, decision: machine.Decision, specs: dict[str, RevisionSpec]) -> list[RevisionPlan]:
+    def _plans(
+        self,
+        decision: machine.Decision,
+        specs: dict[str, RevisionSpec],
+        readiness: dict[str, machine.RevisionReadiness],
+        pods: list[dict[str, Any]],
+    ) -> list[RevisionPlan]:
+        budgeted = self._budgeted_replicas(decision, specs, readiness, pods)
         plans = []
         for live in decision.revisions:
             spec = specs.get(live.revision)
@@ -313,18 +323,86 @@ class _Pass:
             elif self.md.spec.autoscaling is not None:
                 replicas = None
             else:
-                replicas = self.md.spec.replicas
+                replicas = budgeted.get(live.revision, self.md.spec.replicas)
             plans.append(RevisionPlan(revision=live.revision, role=live.role, spec=spec, replicas=replicas))
         return plans
 
+    def _budgeted_replicas(
+        self,
+        decision: machine.Decision,
+        specs: dict[str, RevisionSpec],
+        readiness: dict[str, machine.RevisionReadiness],
+        pods: list[dict[str, Any]],
+    ) -> dict[str, int]:
+        """Replicas by revision where they are not simply spec.replicas: under a GPU budget
+        (maxSurge) while a canary runs and while the old stable retires after a promotion, and
+        for a GPU canary that would not fit (held at zero, and said so, rather than Pending)."""
+        spec, status = self.md.spec, decision.status
+        if (
+            spec.autoscaling is not None
+            or spec.rollout.strategy != "canary"
+            or status.stable_revision is None
+        ):
+            return {}
+        stable, canary, replicas = status.stable_revision, status.canary_revision, spec.replicas
+        max_surge = spec.rollout.canary.max_surge
+        surge = surge_replicas(max_surge, replicas) if max_surge is not None else None
+        if canary is not None and status.phase in machine.IN_FLIGHT:
+            if surge is None:
+                wanted = {stable: replicas, canary: replicas}
+            else:
+                found = split(replicas, surge, decision.target_weight, _ready(readiness, canary))
+                wanted = {stable: found.stable, canary: found.canary}
+            if _ready(readiness, canary) == 0 and canary in specs:
+                self.canary_capacity = self._canary_fit(
+                    specs[canary], wanted[stable], wanted[canary], canary, pods
+                )
+                if self.canary_capacity is not None:
+                    return {stable: replicas, canary: 0}
+            return wanted
+        retiring = status.rollout.retiring if status.rollout else []
+        if surge is None or not retiring:
+            return {}
+        # After a promotion the new stable grows as the old one, now retiring, gives way.
+        previous = status.history[-2].revision if len(status.history) >= 2 else None
+        found = split(replicas, surge, 100, _ready(readiness, stable))
+        return {stable: found.canary} | {
+            revision: found.stable if revision == previous else 0 for revision in retiring
+        }
+
+    def _canary_fit(
+        self, canary_spec: RevisionSpec, stable: int, canary: int, revision: str, pods: list[dict[str, Any]]
+    ) -> Condition | None:
+        """The GPUCapacity verdict on starting a canary: None when stable and canary fit on the
+        GPUs of matching nodes once this model's own pods are counted out."""
+        request = capacity.GPURequest.of(canary_spec.runtime)
+        if request is None:
+            return None
+        report = capacity.gpu_capacity(self.r.cluster.nodes, self._others_gpu_pods(pods), request)
+        return capacity.canary_condition(report, stable, canary, request, revision)
+
+    def _others_gpu_pods(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
+        return [
+            p
+            for p in self.r.cluster.gpu_pods
+            if (p["metadata"]["namespace"], p["metadata"]["name"]) not in ours
+        ]
+
     def _autoscalers(self, plans: list[RevisionPlan], canary_weight: int) -> list[dict[str, Any]]:
+        canary_running = any(plan.role == "canary" and plan.replicas != 0 for plan in plans)
         scalers = []
         for plan in plans:
             if plan.role == "retiring" or plan.replicas == 0:
                 continue
             try:
                 scaler = render_autoscaler(
-                    self.md, plan.revision, deployment_name(self.md, plan.revision), plan.role, canary_weight
+                    self.md,
+                    plan.revision,
+                    deployment_name(self.md, plan.revision),
+                    plan.role,
+                    canary_weight,
+                    canary_running,
                 )
             except AutoscalingError as error:
                 self.problems.append(Problem("Ready", "InvalidAutoscaling", str(error)))
@@ -434,19 +512,18 @@ class _Pass:
             problems=tuple(self.problems),
             gpu_capacity=self._gpu_capacity(pods),
             url=_url(self.md),
+            templates={
+                revision: spec.template for revision, spec in specs.items() if spec.template is not None
+            },
         )
 
     def _gpu_capacity(self, pods: list[dict[str, Any]]) -> Condition | None:
+        if self.canary_capacity is not None:
+            return self.canary_capacity
         request = capacity.GPURequest.of(self.md.spec.runtime)
         if request is None:
             return None
-        ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
-        others = [
-            p
-            for p in self.r.cluster.gpu_pods
-            if (p["metadata"]["namespace"], p["metadata"]["name"]) not in ours
-        ]
-        report = capacity.gpu_capacity(self.r.cluster.nodes, others, request)
+        report = capacity.gpu_capacity(self.r.cluster.nodes, self._others_gpu_pods(pods), request)
         autoscaling = self.md.spec.autoscaling
         wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
         return capacity.capacity_condition(report, wanted, request)

@@ -16,6 +16,7 @@ from typing import Any
 from modeldeploy.api.models import Autoscaling, ModelDeployment
 from modeldeploy.render.common import child_metadata, name_of, namespace_of
 from modeldeploy.render.revision import Role
+from modeldeploy.rollout.surge import surge_replicas
 
 HPA_API_VERSION = "autoscaling/v2"
 HPA_KIND = "HorizontalPodAutoscaler"
@@ -66,21 +67,34 @@ def canary_share(md: ModelDeployment, canary_weight: int) -> int:
     return max(canary_weight, mirror.percent if mirror else 0)
 
 
-def replica_bounds(autoscaling: Autoscaling, role: Role, share: int) -> ReplicaBounds:
+def replica_bounds(
+    autoscaling: Autoscaling, role: Role, share: int, surge: int | None = None
+) -> ReplicaBounds:
     """Replica range of one revision's autoscaler.
 
     A canary gets the spec's range scaled by its traffic share, rounded up, so it can
     absorb its share of peak load but never holds GPUs for more; it keeps at least one
-    replica, because a canary at zero can neither become ready nor be analysed.
+    replica, because a canary at zero can neither become ready nor be analysed. With a GPU
+    budget (`surge`, while a canary runs) stable's maximum gives way to the canary's, so the
+    two maxima together never exceed maxReplicas + surge.
     """
-    if role != "canary":
+    canary_minimum = max(1, math.ceil(autoscaling.min_replicas * share / 100))
+    canary_maximum = max(canary_minimum, math.ceil(autoscaling.max_replicas * share / 100))
+    if role == "canary":
+        return ReplicaBounds(canary_minimum, canary_maximum)
+    if surge is None:
         return ReplicaBounds(autoscaling.min_replicas, autoscaling.max_replicas)
-    minimum = max(1, math.ceil(autoscaling.min_replicas * share / 100))
-    return ReplicaBounds(minimum, max(minimum, math.ceil(autoscaling.max_replicas * share / 100)))
+    maximum = max(1, min(autoscaling.max_replicas, autoscaling.max_replicas + surge - canary_maximum))
+    return ReplicaBounds(min(autoscaling.min_replicas, maximum), maximum)
 
 
 def render_autoscaler(
-    md: ModelDeployment, revision: str, deployment_name: str, role: Role, canary_weight: int
+    md: ModelDeployment,
+    revision: str,
+    deployment_name: str,
+    role: Role,
+    canary_weight: int,
+    canary_running: bool = False,
 ) -> dict[str, Any] | None:
     """The autoscaler of the Deployment `deployment_name`, or None when it should have none.
 
@@ -90,7 +104,13 @@ def render_autoscaler(
     autoscaling = md.spec.autoscaling
     if autoscaling is None or role == "retiring":
         return None
-    bounds = replica_bounds(autoscaling, role, canary_share(md, canary_weight))
+    max_surge = md.spec.rollout.canary.max_surge
+    surge = (
+        surge_replicas(max_surge, autoscaling.max_replicas)
+        if max_surge is not None and canary_running
+        else None
+    )
+    bounds = replica_bounds(autoscaling, role, canary_share(md, canary_weight), surge)
     if bounds.minimum == 0:
         _check_scale_to_zero(autoscaling)
     metadata = child_metadata(md, deployment_name, revision, component="autoscaler")

@@ -26,6 +26,7 @@ from modeldeploy.api.models import (
 from modeldeploy.render.revision import Role
 from modeldeploy.rollout.analysis import interval_of, merged, problem_of
 from modeldeploy.rollout.steps import describe_step, waits_for_resume
+from modeldeploy.rollout.surge import routable_weight, surge_replicas
 from modeldeploy.rollout.timing import format_timestamp, parse_duration, parse_timestamp
 
 REQUEST_ANNOTATION = "modeldeploy.io/request"
@@ -142,6 +143,9 @@ class Decision:
     requeue_after: float | None
     """Seconds until the machine must run again though nothing else changed."""
     events: tuple[Event, ...]
+    target_weight: int = 0
+    """The weight the canary is being readied for (the step's, or 100 while promoting): with a
+    maxSurge, its replicas follow it (rollout/surge.py)."""
 
 
 def decide(
@@ -161,6 +165,7 @@ class _Tick:
     events: list[Event] = field(default_factory=list)
     wake_times: list[datetime] = field(default_factory=list)
     analysis_due: Analysis | None = None
+    target_weight: int | None = None
     rollout: RolloutStatus = field(init=False)
     stamp: str = field(init=False)
 
@@ -197,6 +202,7 @@ class _Tick:
             analysis_due=self.analysis_due,
             requeue_after=self._requeue_after(),
             events=tuple(self.events),
+            target_weight=self.rollout.weight if self.target_weight is None else self.target_weight,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -229,6 +235,17 @@ class _Tick:
 
     def _wait_until(self, moment: datetime) -> None:
         self.wake_times.append(moment)
+
+    def _routable(self, weight: int) -> int:
+        """`weight`, or with a GPU budget (maxSurge, fixed replicas) the part of it the canary's
+        ready replicas carry; the replicas follow `target_weight`."""
+        self.target_weight = weight
+        surge = self.spec.rollout.canary.max_surge
+        if surge is None or self.spec.autoscaling is not None or self._canary is None:
+            return weight
+        replicas = self.spec.replicas
+        ready = self._readiness(self._canary).ready
+        return routable_weight(replicas, surge_replicas(surge, replicas), weight, ready)
 
     def _set_weight(self, weight: int) -> None:
         if weight != self.rollout.weight:
@@ -450,7 +467,8 @@ class _Tick:
             self._set_weight(min(self.rollout.weight, self.spec.rollout.canary.weight))
             self.rollout.message = f"paused at weight {self.rollout.weight}%: `modeldeploy resume` continues"
             return
-        self._set_weight(self.spec.rollout.canary.weight)
+        wanted = self.spec.rollout.canary.weight
+        self._set_weight(self._routable(wanted))
         if not self._canary_serving():
             self.rollout.message = (
                 f"waiting for canary {canary} to have ready replicas ({self._replicas(str(canary))}); "
@@ -459,6 +477,8 @@ class _Tick:
         elif self.rollout.weight == 100:
             self._start_promoting("spec.rollout.canary.weight is 100")
             self._promote_when_routed()
+        elif self.rollout.weight < wanted:
+            self.rollout.message = self._short_of(wanted, f"canary {canary}")
         else:
             self.rollout.message = (
                 f"canary {canary} receives {self.rollout.weight}%; "
@@ -471,12 +491,21 @@ class _Tick:
             "Promoting", f"canary {self._canary}: {why}; sending it all traffic before it becomes stable"
         )
 
+    def _short_of(self, wanted: int, where: str) -> str:
+        canary = str(self._canary)
+        return (
+            f"{where}: {self.rollout.weight}% of {wanted}% routed; the rest follows as canary replicas "
+            f"become ready within maxSurge {self.spec.rollout.canary.max_surge} ({self._replicas(canary)})"
+        )
+
     def _promote_when_routed(self) -> None:
         canary = str(self._canary)
-        self._set_weight(100)
+        self._set_weight(self._routable(100))
         routed = self.observations.routed_weight
         if not self._canary_serving():
             self.rollout.message = f"promoting: waiting for canary {canary} ({self._replicas(canary)})"
+        elif self.rollout.weight < 100:
+            self.rollout.message = self._short_of(100, "promoting")
         elif routed is not None and routed != 100:
             self.rollout.message = (
                 f"promoting: waiting for the router to send 100% to {canary} (reports {routed}%)"
@@ -514,7 +543,10 @@ class _Tick:
                 return
             step = steps[index]
             if step.weight is not None:
-                self._set_weight(step.weight)
+                self._set_weight(self._routable(step.weight))
+                if self.rollout.weight < step.weight:
+                    self.rollout.message = self._short_of(step.weight, where)
+                    return
             elif waits_for_resume(step):
                 self.status.phase = "Paused"
                 self._emit("Paused", f"{where}: paused until resumed")

@@ -7,12 +7,14 @@ condition is judged here, in one place, and its transition time kept when its st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from modeldeploy import capacity
 from modeldeploy.api.conditions import set_condition
 from modeldeploy.api.models import Condition, ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.render.revision import RuntimeTemplate
 from modeldeploy.rollout.machine import IN_FLIGHT, REJECTED, RevisionReadiness
 from modeldeploy.status.conditions import (
     DEGRADED,
@@ -65,6 +67,8 @@ class Observations:
     problems: tuple[Problem, ...] = ()
     gpu_capacity: Condition | None = None
     url: str | None = None
+    templates: Mapping[str, RuntimeTemplate] = field(default_factory=dict)
+    """By revision, the ModelRuntime it was made from (revisions without one are absent)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ def compute_status(seen: Observations, stamp: str) -> StatusReport:
     status.url = seen.url
     status.model = resolved_model(seen.model_uri, seen.model)
     status.history = history_with_signer(status.history, status.stable_revision, status.model)
+    for revision in status.revisions:
+        template = seen.templates.get(revision.name)
+        if template is not None:
+            revision.runtime, revision.runtime_generation = template.name, template.generation
     verdicts = _verdicts(seen)
     status.conditions = _conditions(seen.previous.conditions, verdicts, stamp)
     if verdicts[STALLED.name].status == "True" and status.phase in ("Stable", "Progressing"):

@@ -1,0 +1,115 @@
+"""The replica arithmetic of GPU-budgeted canaries (rollout/surge.py), as properties over every
+replica count, surge, weight and readiness, and as whole canaries simulated pass by pass."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modeldeploy.rollout.surge import Split, canary_goal, routable_weight, split, surge_replicas
+
+replicas = st.integers(min_value=1, max_value=64)
+surges = st.integers(min_value=0, max_value=16)
+weights = st.integers(min_value=0, max_value=100)
+readiness = st.integers(min_value=0, max_value=80)
+
+
+def budgets() -> st.SearchStrategy[tuple[int, int]]:
+    """(replicas, surge); one replica with no surge is refused by the API (the canary could only
+    start by stopping stable)."""
+    return st.tuples(replicas, surges).filter(lambda budget: budget != (1, 0))
+
+
+@given(budgets(), weights, readiness)
+def test_the_split_never_exceeds_the_budget_nor_leaves_stable_short(
+    budget: tuple[int, int], weight: int, canary_ready: int
+) -> None:
+    r, surge = budget
+    found = split(r, surge, weight, canary_ready)
+    assert found.stable + found.canary <= r + surge
+    assert 0 <= found.stable <= r and found.canary >= 0
+    # Stable never goes below the share of traffic it carries after this step, nor to zero
+    # while it carries any (weight 0 with no surge: the canary's one replica comes out of it).
+    share = math.floor(r * (100 - weight) / 100)
+    assert found.stable >= (share - 1 if surge == 0 and weight == 0 else share)
+    assert found.stable >= 1 or weight == 100
+    # Serving capacity (stable plus the canary's ready replicas) never drops by more than the one
+    # replica a zero budget needs to start the next canary replica, and not at all with a surge.
+    assert found.stable + min(canary_ready, found.canary) >= r - (1 if surge == 0 else 0)
+
+
+@given(budgets(), weights, readiness)
+def test_the_routed_weight_never_outgrows_the_canarys_ready_replicas(
+    budget: tuple[int, int], weight: int, canary_ready: int
+) -> None:
+    r, surge = budget
+    found = split(r, surge, weight, canary_ready)
+    ready = min(canary_ready, found.canary)
+    routed = routable_weight(r, surge, weight, ready)
+    assert routed <= weight
+    # The canary's ready replicas, plus the one starting with no surge, carry what it is sent.
+    assert routed * r <= 100 * (ready + (1 if surge == 0 and ready > 0 else 0))
+    # What stays on stable fits its replicas: its share never exceeds theirs (rounding down).
+    assert math.floor(r * (100 - routed) / 100) <= found.stable + (1 if surge == 0 else 0) or routed == 100
+
+
+@given(budgets(), weights, readiness)
+def test_a_canary_short_of_its_goal_gets_another_replica(
+    budget: tuple[int, int], weight: int, canary_ready: int
+) -> None:
+    r, surge = budget
+    goal = canary_goal(r, weight)
+    found = split(r, surge, weight, canary_ready)
+    reachable = min(goal, r + surge - (1 if weight < 100 else 0))
+    if canary_ready < reachable:
+        assert found.canary > canary_ready
+    else:
+        assert found.canary == reachable
+
+
+@given(budgets(), st.lists(weights, min_size=1, max_size=6))
+def test_a_whole_canary_reaches_every_weight_and_promotes_within_the_budget(
+    budget: tuple[int, int], steps: list[int]
+) -> None:
+    """Pass by pass, as the operator runs it: pods asked for are ready at the next pass, stable's
+    go at once; a weight step ends when its whole weight is routed; promotion asks for 100%."""
+    r, surge = budget
+    canary_ready = 0
+    for weight in [*sorted(steps), 100]:
+        for _ in range(2 * r + 2):
+            wanted = split(r, surge, weight, canary_ready)
+            assert wanted.stable + wanted.canary <= r + surge
+            canary_ready = wanted.canary
+            if routable_weight(r, surge, weight, canary_ready) == weight:
+                break
+        assert routable_weight(r, surge, weight, canary_ready) == weight, (weight, canary_ready)
+    assert split(r, surge, 100, canary_ready).stable + canary_ready <= r + surge
+
+
+def test_eight_gpus_on_two_replicas_with_no_surge() -> None:
+    """The cluster test's case: 2 replicas of 4 GPUs, surge 0, one step at 50% then promotion."""
+    assert split(2, 0, 50, 0) == Split(1, 1)
+    assert split(2, 0, 50, 1) == Split(1, 1)
+    assert routable_weight(2, 0, 50, 1) == 50
+    assert split(2, 0, 100, 1) == Split(0, 2)
+    assert routable_weight(2, 0, 100, 1) == 100  # the one-replica dip: one canary pod takes all
+    assert split(2, 0, 100, 2) == Split(0, 2)
+
+
+def test_a_surge_of_one_grows_the_canary_before_stable_shrinks() -> None:
+    assert split(8, 1, 25, 0) == Split(8, 1)
+    assert split(8, 1, 25, 1) == Split(7, 2)
+    assert split(8, 1, 25, 2) == Split(7, 2)  # the budget holds both: stable keeps its seventh
+
+
+@pytest.mark.parametrize(
+    ("max_surge", "replicas", "expected"),
+    [("0", 8, 0), ("2", 8, 2), ("25%", 8, 2), ("10%", 8, 1), ("0%", 3, 0)],
+)
+def test_max_surge_is_replicas_or_a_percentage_rounded_up(
+    max_surge: str, replicas: int, expected: int
+) -> None:
+    assert surge_replicas(max_surge, replicas) == expected
