@@ -379,3 +379,18 @@ def test_the_dashboard_configmap_carries_the_dashboard() -> None:
     configmap = one(render({"grafanaDashboard": {"enabled": True}}), "ConfigMap")
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(configmap["data"]["modeldeploy.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_the_shipped_runtimes_are_off_by_default_and_verbatim_when_on() -> None:
+    assert not [obj for obj in render() if obj["kind"] == "ModelRuntime"]
+    shipped = [obj for obj in render({"runtimes": {"enabled": True}}) if obj["kind"] == "ModelRuntime"]
+    examples = [
+        yaml.safe_load(path.read_text()) for path in sorted((ROOT / "examples" / "runtimes").glob("*.yaml"))
+    ]
+    assert sorted(shipped, key=lambda obj: obj["metadata"]["name"]) == sorted(
+        examples, key=lambda obj: obj["metadata"]["name"]
+    )
+    assert (
+        "--model={{ .ModelDir }}"
+        in next(obj for obj in shipped if obj["metadata"]["name"] == "vllm")["spec"]["runtime"]["args"]
+    )

@@ -474,12 +474,14 @@ class Runtime(Model):
     rules: ClassVar[tuple[Rule[Runtime], ...]] = (
         *(_placeholder_rule(field) for field in ("command", "args", "extraArgs")),
         Rule(
+            # With a template (name) the GPU count may come from it: checked once merged.
             cel="!has(self.gpu) || (!has(self.gpu.product) && !has(self.gpu.migProfile)) "
-            "|| self.resources.gpu >= 1",
+            "|| has(self.name) || (has(self.resources) && self.resources.gpu >= 1)",
             message="resources.gpu must be at least 1 when gpu.product or gpu.migProfile is set",
             holds=lambda runtime: (
                 runtime.gpu is None
                 or (runtime.gpu.product is None and runtime.gpu.mig_profile is None)
+                or runtime.name is not None
                 or runtime.resources.gpu >= 1
             ),
             field="resources.gpu",

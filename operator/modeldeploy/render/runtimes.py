@@ -104,9 +104,11 @@ def merge(template: Runtime, own: Runtime) -> Runtime:
         return Runtime.model_validate(merged)
     except ValidationError as error:
         issue = error.errors()[0]
-        where = ".".join(str(part) for part in issue["loc"])
+        # A rule across fields names its field in the context; a field's own check in `loc`.
+        parts = [*map(str, issue["loc"]), (issue.get("ctx") or {}).get("field", "")]
+        where = "".join(f".{part}" for part in parts if part)
         raise UnresolvedRuntime(
-            "InvalidRuntime", f"spec.runtime merged with its ModelRuntime: {where}: {issue['msg']}"
+            "InvalidRuntime", f"spec.runtime{where}, merged with its ModelRuntime: {issue['msg']}"
         ) from error
 
 
