@@ -71,6 +71,9 @@ MAX_URI_LENGTH = 2048
 PLACEHOLDERS = ("{{ .ModelDir }}", "{{ .ModelName }}", "{{ .ModelFormat }}", "{{ .Port }}", "{{ .GPUs }}")
 PLACEHOLDER_NAMES = tuple(p.removeprefix("{{ .").removesuffix(" }}") for p in PLACEHOLDERS)
 # A text whose every "{{" opens one of the placeholders (RE2 and Python alike).
+# Bounds that keep the CEL placeholder checks within the API server's cost budget.
+MAX_ARGUMENTS = 64
+Argument = Annotated[str, Field(max_length=1024)]
 PLACEHOLDER_TEXT_PATTERN = "^([^{]|[{][^{]|[{]$|[{][{] *[.](" + "|".join(PLACEHOLDER_NAMES) + ") *[}][}])*$"
 
 # Marks a nested object whose unset fields are taken from elsewhere: the CRD gives its own
@@ -519,15 +522,19 @@ class Runtime(Model):
         max_length=1024,
         description="Container image of the model server; required unless a ModelRuntime provides it.",
     )
-    command: list[str] = Field(
-        default_factory=list, description=f"Entrypoint override; placeholders {_spelled(PLACEHOLDERS)}."
-    )
-    args: list[str] = Field(
+    command: list[Argument] = Field(
         default_factory=list,
+        max_length=MAX_ARGUMENTS,
+        description=f"Entrypoint override; placeholders {_spelled(PLACEHOLDERS)}.",
+    )
+    args: list[Argument] = Field(
+        default_factory=list,
+        max_length=MAX_ARGUMENTS,
         description=f"Arguments of the server (they replace the template's); placeholders {_spelled(PLACEHOLDERS)}.",
     )
-    extra_args: list[str] = Field(
+    extra_args: list[Argument] = Field(
         default_factory=list,
+        max_length=MAX_ARGUMENTS,
         description="Arguments appended after args, so a model adds flags without copying the template's "
         "arguments; same placeholders.",
     )
