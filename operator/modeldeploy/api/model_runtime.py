@@ -14,9 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from modeldeploy.api.models import (
     DNS_LABEL_PATTERN,
-    GROUP,
     INHERITS_UNSET,
-    VERSION,
     Model,
     Runtime,
     _list_map,
@@ -25,7 +23,6 @@ from modeldeploy.api.rules import Rule, check_rules, matches
 
 RUNTIME_KIND = "ModelRuntime"
 RUNTIME_PLURAL = "modelruntimes"
-RUNTIME_API_VERSION = f"{GROUP}/{VERSION}"
 MAX_FORMATS = 32
 
 UpdatePolicy = Literal["Pinned", "Rollout"]
