@@ -4,11 +4,14 @@ replica count, surge, weight and readiness, and as whole canaries simulated pass
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modeldeploy.api.models import ModelDeploymentSpec, ModelDeploymentStatus, RolloutStatus
+from modeldeploy.rollout.machine import Decision, Observations, RevisionReadiness, decide
 from modeldeploy.rollout.surge import Split, canary_goal, routable_weight, split, surge_replicas
 
 replicas = st.integers(min_value=1, max_value=64)
@@ -113,3 +116,63 @@ def test_max_surge_is_replicas_or_a_percentage_rounded_up(
     max_surge: str, replicas: int, expected: int
 ) -> None:
     assert surge_replicas(max_surge, replicas) == expected
+
+
+def budgeted_tick(canary_ready: int, max_surge: str = "1") -> Decision:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "s3://models/m/"},
+            "runtime": {"image": "server:2"},
+            "replicas": 8,
+            "rollout": {"canary": {"maxSurge": max_surge, "steps": [{"weight": 50}]}},
+        }
+    )
+    status = ModelDeploymentStatus(
+        phase="Progressing",
+        stable_revision="aaaaaaaaaa",
+        canary_revision="bbbbbbbbbb",
+        rollout=RolloutStatus(started_at="2026-12-04T10:00:00Z", step_started_at="2026-12-04T10:00:00Z"),
+    )
+    live = {
+        "aaaaaaaaaa": RevisionReadiness(8, 8),
+        "bbbbbbbbbb": RevisionReadiness(canary_ready, canary_ready),
+    }
+    seen = Observations(revision="bbbbbbbbbb", live=live, routed_weight=None, request=None)
+    return decide(spec, status, seen, datetime(2026, 12, 4, 10, 1, tzinfo=UTC))
+
+
+def test_the_machine_routes_what_the_canarys_ready_replicas_carry_and_readies_it_for_the_step() -> None:
+    partial = budgeted_tick(canary_ready=2)
+    assert (partial.canary_weight, partial.target_weight) == (25, 50)
+    assert partial.status.rollout is not None
+    assert partial.status.rollout.message.startswith("step 1/1: 25% of 50% routed")
+    # Its whole weight routed, the step is done: promotion readies the canary for 100%.
+    whole = budgeted_tick(canary_ready=4)
+    assert (whole.canary_weight, whole.target_weight, whole.status.phase) == (50, 100, "Promoting")
+
+
+def test_without_a_budget_the_step_weight_is_routed_at_once() -> None:
+    decision = decide(
+        ModelDeploymentSpec.model_validate(
+            {
+                "model": {"uri": "s3://models/m/"},
+                "runtime": {"image": "server:2"},
+                "replicas": 8,
+                "rollout": {"canary": {"steps": [{"weight": 50}, {"pause": {}}]}},
+            }
+        ),
+        ModelDeploymentStatus(
+            phase="Progressing",
+            stable_revision="aaaaaaaaaa",
+            canary_revision="bbbbbbbbbb",
+            rollout=RolloutStatus(started_at="2026-12-04T10:00:00Z", step_started_at="2026-12-04T10:00:00Z"),
+        ),
+        Observations(
+            revision="bbbbbbbbbb",
+            live={"aaaaaaaaaa": RevisionReadiness(8, 8), "bbbbbbbbbb": RevisionReadiness(1, 8)},
+            routed_weight=None,
+            request=None,
+        ),
+        datetime(2026, 12, 4, 10, 1, tzinfo=UTC),
+    )
+    assert decision.canary_weight == 50

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.api.models import Condition, ModelDeploymentSpec, ModelDeploymentStatus, RolloutStatus
+from modeldeploy.api.models import (
+    Condition,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RevisionStatus,
+    RolloutStatus,
+)
+from modeldeploy.render.revision import RuntimeTemplate
 from modeldeploy.rollout.machine import RevisionReadiness
 from modeldeploy.status.compute import Observations, Problem, compute_status
 from modeldeploy.status.conditions import REGISTRY
@@ -271,3 +278,17 @@ def test_a_stall_shows_as_the_phase_except_in_a_paused_or_promoting_rollout() ->
     assert compute_status(seen(**refused), STAMP).status.phase == "Stalled"
     for phase in ("Paused", "Promoting", "RolledBack"):
         assert compute_status(seen(decided=decided(phase, CANARY), **refused), STAMP).status.phase == phase
+
+
+def test_each_revision_says_which_runtime_template_and_generation_it_was_made_from() -> None:
+    revisions = [RevisionStatus(name=STABLE, role="stable"), RevisionStatus(name=CANARY, role="canary")]
+    status = compute_status(
+        seen(
+            decided=decided("Progressing", CANARY).model_copy(update={"revisions": revisions}),
+            templates={CANARY: RuntimeTemplate(name="vllm", generation=3, source="cccccccccc")},
+        ),
+        STAMP,
+    ).status
+    runtimes = {r.name: (r.runtime, r.runtime_generation) for r in status.revisions}
+    # The stable revision was written with its own image: no template.
+    assert runtimes == {STABLE: (None, None), CANARY: ("vllm", 3)}
