@@ -176,3 +176,24 @@ def test_without_a_budget_the_step_weight_is_routed_at_once() -> None:
         datetime(2026, 12, 4, 10, 1, tzinfo=UTC),
     )
     assert decision.canary_weight == 50
+
+
+def test_a_canary_held_at_zero_replicas_is_waiting_and_misses_its_deadline() -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "s3://models/m/"},
+            "runtime": {"image": "server:2"},
+            "rollout": {"canary": {"steps": [{"weight": 50}]}, "progressDeadlineSeconds": 60},
+        }
+    )
+    status = ModelDeploymentStatus(
+        phase="Progressing",
+        stable_revision="aaaaaaaaaa",
+        canary_revision="bbbbbbbbbb",
+        rollout=RolloutStatus(started_at="2026-12-04T10:00:00Z", progress_since="2026-12-04T10:00:00Z"),
+    )
+    # The operator held the canary's Deployment at zero: nothing would fit.
+    live = {"aaaaaaaaaa": RevisionReadiness(1, 1), "bbbbbbbbbb": RevisionReadiness(0, 0)}
+    seen = Observations(revision="bbbbbbbbbb", live=live, routed_weight=None, request=None)
+    decision = decide(spec, status, seen, datetime(2026, 12, 4, 10, 2, tzinfo=UTC))
+    assert decision.status.phase == "RolledBack"

@@ -59,7 +59,7 @@ _KEYWORD_ORDER = {
 def crd() -> dict[str, Any]:
     """The ModelDeployment CustomResourceDefinition manifest."""
     version = {"subresources": {"status": {}}, "additionalPrinterColumns": PRINTER_COLUMNS}
-    return _definition(KIND, PLURAL, SHORT_NAMES, "Namespaced", version, root_schema())
+    return _definition(KIND, PLURAL, SHORT_NAMES, CATEGORIES, "Namespaced", version, root_schema())
 
 
 RUNTIME_PRINTER_COLUMNS = [
@@ -72,10 +72,11 @@ RUNTIME_PRINTER_COLUMNS = [
 
 def runtime_crd() -> dict[str, Any]:
     """The ModelRuntime CustomResourceDefinition: cluster-scoped, no status (the models that use a
-    template say which generation of it each revision runs)."""
+    template say which generation of it each revision runs). Outside the `modeldeploy` category:
+    `kubectl get modeldeploy` lists a namespace's models, not the cluster's templates."""
     version = {"additionalPrinterColumns": RUNTIME_PRINTER_COLUMNS}
     return _definition(
-        RUNTIME_KIND, RUNTIME_PLURAL, RUNTIME_SHORT_NAMES, "Cluster", version, runtime_root_schema()
+        RUNTIME_KIND, RUNTIME_PLURAL, RUNTIME_SHORT_NAMES, [], "Cluster", version, runtime_root_schema()
     )
 
 
@@ -83,6 +84,7 @@ def _definition(
     kind: str,
     plural: str,
     short_names: list[str],
+    categories: list[str],
     scope: str,
     version: dict[str, Any],
     schema: dict[str, Any],
@@ -99,7 +101,7 @@ def _definition(
                 "plural": plural,
                 "singular": kind.lower(),
                 "shortNames": short_names,
-                "categories": CATEGORIES,
+                **({"categories": categories} if categories else {}),
             },
             "scope": scope,
             "versions": [

@@ -366,7 +366,9 @@ class _Tick:
         canary rolls back, as a Deployment reports ProgressDeadlineExceeded."""
         revision = self._awaited_revision()
         live = self.observations.live.get(revision) if revision else None
-        if revision is None or (live is not None and live.complete):
+        # A canary held at zero replicas (its GPUs would not fit) is waiting, not complete.
+        done = live is not None and live.complete and (revision != self._canary or live.serving)
+        if revision is None or done:
             self.rollout.progress_since = None
             return
         since = parse_timestamp(self.rollout.progress_since or self.stamp)
