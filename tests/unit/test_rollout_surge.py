@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from modeldeploy.api.models import ModelDeploymentSpec, ModelDeploymentStatus, RolloutStatus
 from modeldeploy.rollout.machine import Decision, Observations, RevisionReadiness, decide
-from modeldeploy.rollout.surge import Split, canary_goal, routable_weight, split, surge_replicas
+from modeldeploy.rollout.surge import Split, admitted, canary_goal, routable_weight, split, surge_replicas
 
 replicas = st.integers(min_value=1, max_value=64)
 surges = st.integers(min_value=0, max_value=16)
@@ -197,3 +197,16 @@ def test_a_canary_held_at_zero_replicas_is_waiting_and_misses_its_deadline() -> 
     seen = Observations(revision="bbbbbbbbbb", live=live, routed_weight=None, request=None)
     decision = decide(spec, status, seen, datetime(2026, 12, 4, 10, 2, tzinfo=UTC))
     assert decision.status.phase == "RolledBack"
+
+
+@given(budgets(), weights, readiness, st.integers(min_value=0, max_value=80))
+def test_a_growing_revision_waits_for_the_pods_the_other_still_holds(
+    budget: tuple[int, int], weight: int, canary_ready: int, held: int
+) -> None:
+    r, surge = budget
+    wanted = split(r, surge, weight, canary_ready)
+    now = admitted(wanted.canary, r + surge, held)
+    assert 0 <= now <= wanted.canary
+    assert held + now <= r + surge or now == 0
+    # Once the other revision is down to what the split gives it, the canary gets all it wants.
+    assert admitted(wanted.canary, r + surge, wanted.stable) == wanted.canary

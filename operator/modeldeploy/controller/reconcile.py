@@ -48,7 +48,7 @@ from modeldeploy.render.workload import deployment_name, render_deployment
 from modeldeploy.rollout import machine
 from modeldeploy.rollout.analysis import target_of
 from modeldeploy.rollout.prometheus import measure
-from modeldeploy.rollout.surge import split, surge_replicas
+from modeldeploy.rollout.surge import admitted, split, surge_replicas
 from modeldeploy.rollout.timing import format_timestamp
 from modeldeploy.status.compute import Observations, Problem, compute_status, refused_conditions
 from modeldeploy.storage.model_status import model_events
@@ -352,7 +352,8 @@ class _Pass:
                 wanted = {stable: replicas, canary: replicas}
             else:
                 found = split(replicas, surge, decision.target_weight, _ready(readiness, canary))
-                wanted = {stable: found.stable, canary: found.canary}
+                held = _pods_held(pods, exclude=canary)
+                wanted = {stable: found.stable, canary: admitted(found.canary, replicas + surge, held)}
             if _ready(readiness, canary) == 0 and canary in specs:
                 self.canary_capacity = self._canary_fit(
                     specs[canary], wanted[stable], wanted[canary], canary, pods
@@ -366,7 +367,8 @@ class _Pass:
         # After a promotion the new stable grows as the old one, now retiring, gives way.
         previous = status.history[-2].revision if len(status.history) >= 2 else None
         found = split(replicas, surge, 100, _ready(readiness, stable))
-        return {stable: found.canary} | {
+        held = _pods_held(pods, exclude=stable)
+        return {stable: admitted(found.canary, replicas + surge, held)} | {
             revision: found.stable if revision == previous else 0 for revision in retiring
         }
 
@@ -648,6 +650,17 @@ def _api_message(error: ApiException) -> str:
         return str(json.loads(error.body).get("message", error.reason))
     except (TypeError, ValueError):
         return str(error.reason)
+
+
+def _pods_held(pods: list[dict[str, Any]], exclude: str) -> int:
+    """Pods of the model's other revisions that still hold their resources, terminating ones
+    included."""
+    return sum(
+        1
+        for pod in pods
+        if pod["metadata"].get("labels", {}).get("modeldeploy.io/revision") != exclude
+        and (pod.get("status") or {}).get("phase") not in capacity.TERMINATED_PHASES
+    )
 
 
 def _pods_of(pods: list[dict[str, Any]], revision: str | None) -> list[dict[str, Any]]:

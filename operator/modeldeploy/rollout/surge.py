@@ -63,3 +63,10 @@ def routable_weight(replicas: int, surge: int, weight: int, canary_ready: int) -
         return weight
     starting = 1 if surge == 0 and canary_ready > 0 else 0
     return min(weight, 100 * (canary_ready + starting) // replicas)
+
+
+def admitted(wanted: int, budget: int, held_by_others: int) -> int:
+    """Replicas a growing revision may have now: what it wants, within the budget left by the
+    pods the other revisions still hold. Terminating pods count: their GPUs are not free until
+    they are gone, and a pod created before would wait Pending, asking for GPUs beyond the budget."""
+    return max(0, min(wanted, budget - held_by_others))
