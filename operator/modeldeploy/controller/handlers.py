@@ -40,6 +40,7 @@ def child_kinds() -> set[tuple[str, str]]:
 
 def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorRegistry:
     cluster = reconciler.cluster
+    cache = reconciler.cache
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
@@ -52,35 +53,48 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
         # A registry of our own has none of kopf's default login handlers.
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
+    # The cache is filled by index handlers: kopf calls them for every object it lists and
+    # every change it watches (not for deletions), and holds back all other handlers until
+    # the initial listing of every indexed kind is in, so the first reconcile of any model sees
+    # all of its children. Deletions reach the cache through the event handlers.
+    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="cache-models")
+    async def model_seen(body: kopf.Body, **_: Any) -> None:
+        cache.model_event(None, dict(body))
+
+    async def child_seen(body: kopf.Body, **_: Any) -> None:
+        cache.wrote(dict(body))
+
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def model_changed(
-        event: dict[str, Any], namespace: str, name: str, meta: kopf.Meta, **_: Any
+        event: dict[str, Any], body: kopf.Body, namespace: str, name: str, meta: kopf.Meta, **_: Any
     ) -> None:
         key = (namespace, name)
         cluster.model_event(event["type"], namespace, name)
         if event["type"] == "DELETED":
+            cache.model_event("DELETED", dict(body))
             queue.forget(key)
         elif not reconciler.is_own_status_write(key, meta.get("resourceVersion")):
             queue.add(key)
 
-    async def child_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    async def child_changed(
+        event: dict[str, Any], body: kopf.Body, labels: dict[str, str], namespace: str, **_: Any
+    ) -> None:
+        if event["type"] == "DELETED":
+            cache.child_event("DELETED", dict(body))
         queue.add((namespace, labels[LABEL_MODEL]), delay=CHILD_EVENT_DELAY_SECONDS)
 
     for api_version, kind in sorted(child_kinds()):
         group, _, version = api_version.rpartition("/")
-        kopf.on.event(
-            group,
-            version,
-            kind,
-            labels={LABEL_MANAGED_BY: MANAGER, LABEL_MODEL: kopf.PRESENT},
-            registry=registry,
-            id=f"child-{kind}",
-        )(child_changed)
+        labels = {LABEL_MANAGED_BY: MANAGER, LABEL_MODEL: kopf.PRESENT}
+        kopf.index(group, version, kind, labels=labels, registry=registry, id=f"cache-{kind}")(child_seen)
+        kopf.on.event(group, version, kind, labels=labels, registry=registry, id=f"child-{kind}")(
+            child_changed
+        )
     # Pods carry the model label (not managed-by: they are the ReplicaSet's): their scheduling
     # and readiness explain a wait.
-    kopf.on.event("", "v1", "pods", labels={LABEL_MODEL: kopf.PRESENT}, registry=registry, id="pods")(
-        child_changed
-    )
+    pod_labels = {LABEL_MODEL: kopf.PRESENT}
+    kopf.index("", "v1", "pods", labels=pod_labels, registry=registry, id="cache-pods")(child_seen)
+    kopf.on.event("", "v1", "pods", labels=pod_labels, registry=registry, id="pods")(child_changed)
 
     # Coroutines, though they only update memory: kopf runs a plain function in a thread
     # pool, a handoff for every pod event.
