@@ -58,7 +58,10 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     ) -> None:
         key = (namespace, name)
         if event["type"] == "DELETED":
+            # A re-created object (GitOps Replace) starts without the old one's backoff; the
+            # pass this adds finds the object gone and drops what the operator kept about it.
             queue.forget(key)
+            queue.add(key)
         elif not reconciler.is_own_status_write(key, meta.get("resourceVersion")):
             queue.add(key)
 
@@ -114,10 +117,8 @@ async def work(queue: WorkQueue, reconciler: Reconciler, stop: asyncio.Event) ->
             metrics.RECONCILES.labels(result="error").inc()
             log.exception("[%s/%s] reconcile failed; retrying in %.0fs", namespace, name, delay)
         else:
-            if requeue is None:
-                queue.forget(key)
-            else:
-                queue.done(key, requeue)
+            queue.forget(key)
+            queue.done(key, requeue)
             metrics.RECONCILES.labels(result="success").inc()
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
