@@ -117,7 +117,9 @@ def test_a_clean_shutdown_hands_the_lease_over_at_once(
             lambda: holder(kubectl, ha_namespace) not in (None, leader),
             timeout=15,
         )
-        assert time.monotonic() - stopped_at < 10  # released, not waited out (15 s)
+        handover = time.monotonic() - stopped_at
+        print(f"handover after SIGTERM of the leader: {handover:.1f}s")
+        assert handover < 10  # released, not waited out (15 s)
     finally:
         first.stop()
         second.stop()

@@ -98,7 +98,8 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
 
 
 async def work(queue: WorkQueue, reconciler: Reconciler, stop: asyncio.Event) -> None:
-    """Reconcile keys until `stop`; a reconcile in progress is finished, not interrupted."""
+    """Reconcile keys until `stop`; a reconcile in progress is finished, not interrupted
+    (the operator cancels it instead when the Lease is lost)."""
     while not stop.is_set():
         getting = asyncio.ensure_future(queue.get())
         stopping = asyncio.ensure_future(stop.wait())

@@ -111,7 +111,7 @@ async def run_operator(options: RunOptions) -> None:
     await asyncio.gather(kopf_task, *workers, *keeping, return_exceptions=True)
     lost = next((task.exception() for task in keeping if not task.cancelled()), None)
     if lost:
-        # The pod restarts and waits for the Lease again.
+        log.error("%s: stopped at once; the pod restarts and waits for the Lease again", lost)
         await _shut_down(health, kube)
         raise lost
     if leadership:
