@@ -72,7 +72,10 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
         cluster.model_event(event["type"], namespace, name)
         if event["type"] == "DELETED":
             cache.model_event("DELETED", dict(body))
+            # A re-created object (GitOps Replace) starts without the old one's backoff; the
+            # pass this adds finds the object gone and drops what the operator kept about it.
             queue.forget(key)
+            queue.add(key)
         elif not reconciler.is_own_status_write(key, meta.get("resourceVersion")):
             queue.add(key)
 
@@ -117,7 +120,8 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
 
 
 async def work(queue: WorkQueue, reconciler: Reconciler, stop: asyncio.Event) -> None:
-    """Reconcile keys until `stop`; a reconcile in progress is finished, not interrupted."""
+    """Reconcile keys until `stop`; a reconcile in progress is finished, not interrupted
+    (the operator cancels it instead when the Lease is lost)."""
     while not stop.is_set():
         getting = asyncio.ensure_future(queue.get())
         stopping = asyncio.ensure_future(stop.wait())
@@ -136,10 +140,8 @@ async def work(queue: WorkQueue, reconciler: Reconciler, stop: asyncio.Event) ->
             metrics.RECONCILES.labels(result="error").inc()
             log.exception("[%s/%s] reconcile failed; retrying in %.0fs", namespace, name, delay)
         else:
-            if requeue is None:
-                queue.forget(key)
-            else:
-                queue.done(key, requeue)
+            queue.forget(key)
+            queue.done(key, requeue)
             metrics.RECONCILES.labels(result="success").inc()
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
