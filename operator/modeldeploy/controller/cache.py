@@ -7,6 +7,9 @@ first pass never sees a half-filled cache), and the operator's own writes feed i
 (write-through), so a pass never acts on a copy older than its own last write: an event
 older than what the cache holds is ignored.
 
+Objects are held as compact JSON and parsed when read: a parsed Deployment takes about ten
+times the memory of its text, and a pass reads only its own model's few objects.
+
 Resource versions are compared as integers. The API conventions call them opaque; every
 Kubernetes API server derives them from etcd's revision, which only grows, and a version that
 is not a number is simply taken as the newer.
@@ -14,8 +17,9 @@ is not a number is simply taken as the newer.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 from modeldeploy.render.common import LABEL_MODEL
 
@@ -26,18 +30,23 @@ Identity = tuple[str, str, str]  # (apiVersion, kind, name)
 POD_METADATA = ("name", "namespace", "labels", "resourceVersion", "creationTimestamp", "deletionTimestamp")
 
 
+class _Held(NamedTuple):
+    version: int | None
+    text: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> _Held:
+        return cls(_version(obj), json.dumps(obj, separators=(",", ":")))
+
+    def is_newer_than(self, held: _Held | None) -> bool:
+        return held is None or self.version is None or held.version is None or self.version >= held.version
+
+
 def _version(obj: dict[str, Any]) -> int | None:
     try:
         return int(obj["metadata"]["resourceVersion"])
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _is_older(incoming: dict[str, Any], held: dict[str, Any] | None) -> bool:
-    if held is None:
-        return False
-    new, old = _version(incoming), _version(held)
-    return new is not None and old is not None and new < old
 
 
 def _identity(obj: dict[str, Any]) -> Identity:
@@ -67,15 +76,16 @@ def _slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
 
 class ObjectCache:
     def __init__(self) -> None:
-        self._models: dict[ModelKey, dict[str, Any]] = {}
-        self._children: defaultdict[ModelKey, dict[Identity, dict[str, Any]]] = defaultdict(dict)
+        self._models: dict[ModelKey, _Held] = {}
+        self._children: defaultdict[ModelKey, dict[Identity, _Held]] = defaultdict(dict)
         # The last version seen of objects deleted, so that a late event cannot bring one back.
         self._tombstones: dict[tuple[str, Identity], int] = {}
 
     # ------------------------------------------------------------------ reads
 
     def model(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._models.get((namespace, name))
+        held = self._models.get((namespace, name))
+        return json.loads(held.text) if held else None
 
     def children(
         self, namespace: str, model: str, kinds: tuple[tuple[str, str], ...]
@@ -83,7 +93,11 @@ class ObjectCache:
         """The children of these (apiVersion, kind)s labelled as the model's, pods included."""
         wanted = set(kinds)
         held = self._children.get((namespace, model), {})
-        return [obj for (api_version, kind, _), obj in held.items() if (api_version, kind) in wanted]
+        return [
+            json.loads(obj.text)
+            for (api_version, kind, _), obj in held.items()
+            if (api_version, kind) in wanted
+        ]
 
     # ------------------------------------------------------------------ writes
 
@@ -91,8 +105,10 @@ class ObjectCache:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event_type == "DELETED":
             self._models.pop(key, None)
-        elif not _is_older(body, self._models.get(key)):
-            self._models[key] = body
+            return
+        incoming = _Held.of(body)
+        if incoming.is_newer_than(self._models.get(key)):
+            self._models[key] = incoming
 
     def child_event(self, event_type: str | None, obj: dict[str, Any]) -> None:
         """A watch event of a child or a pod (a DELETED one, or any other as the object now is)."""
@@ -113,13 +129,13 @@ class ObjectCache:
         if obj["kind"] == "Pod":
             obj = _slim_pod(obj)
         identity = _identity(obj)
-        version = _version(obj)
+        incoming = _Held.of(obj)
         tombstone = self._tombstones.get((owner[0], identity))
-        if tombstone is not None and version is not None and version <= tombstone:
+        if tombstone is not None and incoming.version is not None and incoming.version <= tombstone:
             return
         held = self._children[owner]
-        if not _is_older(obj, held.get(identity)):
-            held[identity] = obj
+        if incoming.is_newer_than(held.get(identity)):
+            held[identity] = incoming
 
     def removed(self, obj: dict[str, Any]) -> None:
         """We deleted it: events of it the watch has yet to deliver must not bring it back
@@ -129,11 +145,11 @@ class ObjectCache:
             return
         identity = _identity(obj)
         gone = self._forget(owner, identity)
-        versions = [v for v in (_version(obj), _version(gone) if gone else None) if v is not None]
+        versions = [v for v in (_version(obj), gone.version if gone else None) if v is not None]
         if versions:
             self._tombstones[(owner[0], identity)] = max(versions)
 
-    def _forget(self, owner: ModelKey, identity: Identity) -> dict[str, Any] | None:
+    def _forget(self, owner: ModelKey, identity: Identity) -> _Held | None:
         held = self._children.get(owner, {})
         gone = held.pop(identity, None)
         if not held:

@@ -30,6 +30,21 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf builds a deep copy of every body it receives to diff it for creation and update
+    handlers; the operator has none (it only watches and indexes), and the copies were a tenth
+    of its CPU at 1,000 models."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return {}
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def child_kinds() -> set[tuple[str, str]]:
     """(apiVersion, kind) of every child the operator creates, whose changes wake its owner."""
     kinds = {("apps/v1", "Deployment"), ("v1", "Service"), *autoscaler_kinds()}
@@ -47,6 +62,7 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # The operator records its own Events; kopf's would be one write per handler log line.
         settings.posting.enabled = False
+        settings.persistence.diffbase_storage = NoDiffBase()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -418,13 +418,16 @@ class _Pass:
         request = capacity.GPURequest.of(self.md.spec.runtime)
         if request is None:
             return None
-        ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
-        others = [
-            p
-            for p in self.r.cluster.gpu_pods
-            if (p["metadata"]["namespace"], p["metadata"]["name"]) not in ours
-        ]
-        report = capacity.gpu_capacity(self.r.cluster.nodes, others, request)
+        # Its own pods count toward its replicas, not against the free GPUs.
+        ours = capacity.requested_by_node(
+            self.r.cluster.gpu_pods_named(self.namespace, {p["metadata"]["name"] for p in pods}),
+            request.resource,
+        )
+        used = {
+            node: held - ours.get(node, 0)
+            for node, held in self.r.cluster.gpu_usage(request.resource).items()
+        }
+        report = capacity.capacity_given_usage(self.r.cluster.nodes, used, request)
         autoscaling = self.md.spec.autoscaling
         wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
         return capacity.capacity_condition(report, wanted, request)
