@@ -95,3 +95,13 @@ def test_a_model_keeps_the_newest_body_and_goes_on_deletion() -> None:
     assert cache.model("ml", "m") == model
     cache.model_event("DELETED", model)
     assert cache.model("ml", "m") is None
+
+
+def test_the_echo_of_our_own_write_is_recognised_once_and_other_changes_are_not() -> None:
+    cache = ObjectCache()
+    cache.wrote(child(DEPLOYMENT, "m-a", 10), own=True)
+    assert not cache.is_echo(child(DEPLOYMENT, "m-a", 9)), "an older event is someone else's change"
+    assert cache.is_echo(child(DEPLOYMENT, "m-a", 10))
+    assert not cache.is_echo(child(DEPLOYMENT, "m-a", 10)), "told once"
+    cache.wrote(child(DEPLOYMENT, "m-a", 11))
+    assert not cache.is_echo(child(DEPLOYMENT, "m-a", 11)), "a change seen by the watch is not ours"

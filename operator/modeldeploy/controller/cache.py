@@ -80,6 +80,8 @@ class ObjectCache:
         self._children: defaultdict[ModelKey, dict[Identity, _Held]] = defaultdict(dict)
         # The last version seen of objects deleted, so that a late event cannot bring one back.
         self._tombstones: dict[tuple[str, Identity], int] = {}
+        # The version each of our own writes left, until its watch event (its echo) arrives.
+        self._own_writes: dict[tuple[str, Identity], int] = {}
 
     # ------------------------------------------------------------------ reads
 
@@ -120,12 +122,29 @@ class ObjectCache:
             # The watch is past the deletion: no older event of it can follow.
             self._forget(owner, _identity(obj))
             self._tombstones.pop((owner[0], _identity(obj)), None)
+            self._own_writes.pop((owner[0], _identity(obj)), None)
 
-    def wrote(self, obj: dict[str, Any]) -> None:
-        """The object as the API server now holds it (after our write, or as a watch saw it)."""
+    def is_echo(self, obj: dict[str, Any]) -> bool:
+        """The watch event of one of our own writes: nothing new to reconcile."""
+        owner = self._owner(obj)
+        if owner is None:
+            return False
+        version = _version(obj)
+        key = (owner[0], _identity(obj))
+        if version is None or self._own_writes.get(key) != version:
+            return False
+        del self._own_writes[key]
+        return True
+
+    def wrote(self, obj: dict[str, Any], own: bool = False) -> None:
+        """The object as the API server now holds it: after a write of ours (`own`), or as a
+        watch saw it."""
         owner = self._owner(obj)
         if owner is None:
             return
+        version = _version(obj)
+        if own and version is not None:
+            self._own_writes[(owner[0], _identity(obj))] = version
         if obj["kind"] == "Pod":
             obj = _slim_pod(obj)
         identity = _identity(obj)

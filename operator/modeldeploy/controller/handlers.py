@@ -100,6 +100,8 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     ) -> None:
         if event["type"] == "DELETED":
             cache.child_event("DELETED", dict(body))
+        elif cache.is_echo(dict(body)):
+            return  # our own write coming back: the pass that made it has seen it
         queue.add((namespace, labels[LABEL_MODEL]), delay=CHILD_EVENT_DELAY_SECONDS)
 
     for api_version, kind in sorted(child_kinds()):

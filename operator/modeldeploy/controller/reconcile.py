@@ -353,7 +353,7 @@ class _Pass:
             if outcome.restored:
                 self.restored.append(f"{obj['kind']} {obj['metadata']['name']}")
             if outcome.written:
-                self.r.cache.wrote(outcome.obj)
+                self.r.cache.wrote(outcome.obj, own=True)
             now_live[_identity(obj)] = outcome.obj
         return now_live
 
