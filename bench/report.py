@@ -64,10 +64,10 @@ def markdown(results: dict[str, Any]) -> str:
             "| --- | ---: | ---: | ---: |",
         ]
         for label, value in ROWS:
-            ours, peer = value(systems[OURS]), value(systems[PEER])
+            ours, peer = value(systems[OURS]), (value(systems[PEER]) if PEER in systems else None)
             lines.append(f"| {label} | {_number(ours)} | {_number(peer)} | {_ratio(ours, peer)} |")
         lines += ["", _completion(systems), ""]
-        for system in (OURS, PEER):
+        for system in (name for name in (OURS, PEER) if name in systems):
             by_resource = systems[system]["phases"]["create"]["writes_per_object_by_resource"]
             by_verb = systems[system]["phases"]["create"]["reads_per_object_by_verb"]
             lines.append(
@@ -97,7 +97,8 @@ def _targets(results: dict[str, Any]) -> list[str]:
     systems = results["sizes"][size]
     ours = systems[OURS]
     ready = _ratio_value(
-        _phase("create", "total_seconds")(ours), _phase("create", "total_seconds")(systems[PEER])
+        _phase("create", "total_seconds")(ours),
+        _phase("create", "total_seconds")(systems[PEER]) if PEER in systems else None,
     )
     writes = ours["phases"]["create"]["writes_per_object_by_resource"]
     per_child = {

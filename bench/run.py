@@ -3,6 +3,7 @@
 
     BENCH_SIZES=10,100 make bench     smaller sizes only
     BENCH_PROFILE=1 make bench        also sample the operator with py-spy at the largest size
+    BENCH_SYSTEMS=modeldeploy make bench   the operator alone (Flagger's columns stay empty)
 
 Meant to run with the cluster to itself: other work on the same two cores shows up in
 every figure.
@@ -55,6 +56,11 @@ NAMESPACE_DELETE_TIMEOUT = "600s"
 def main() -> int:
     sizes = sorted({int(size) for size in os.environ.get("BENCH_SIZES", DEFAULT_SIZES).split(",")})
     profile = os.environ.get("BENCH_PROFILE") == "1"
+    labels = [
+        label
+        for label in ("modeldeploy", "flagger")
+        if label in os.environ.get("BENCH_SYSTEMS", "modeldeploy,flagger")
+    ]
     versions = _versions()
     _say(f"sizes {sizes}; Flagger {versions['flagger']}")
     subprocess.run([str(ROOT / "hack" / "build-binaries.sh"), "flagger"], check=True)
@@ -64,7 +70,7 @@ def main() -> int:
     capacity = Capacity(
         cpu_pods=2 * sum(not model.gpu for model in largest), gpu_pods=2 * sum(model.gpu for model in largest)
     )
-    stem = RESULTS / f"results-{'-'.join(map(str, sizes))}"
+    stem = RESULTS / f"results-{'-'.join(map(str, sizes))}{'' if len(labels) == 2 else '-' + labels[0]}"
     RESULTS.mkdir(exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="modeldeploy-bench-"))
     _say(f"process logs in {logs}")
@@ -104,7 +110,8 @@ def main() -> int:
 
         for size in sizes:
             results["sizes"][str(size)] = {}
-            for label, identity in (("modeldeploy", identities[OPERATOR]), ("flagger", identities[FLAGGER])):
+            for label in labels:
+                identity = identities[OPERATOR if label == "modeldeploy" else FLAGGER]
                 namespace = f"bench-{label}-{size}"
                 _say(f"{label}, {size} models, namespace {namespace}")
                 counting = Counting(AuditRequests(audit, identity.user), reads_from_audit)

@@ -94,7 +94,13 @@ def gpu_capacity(
     A pod needs all its GPUs on one node, so replicas are packed node by node. Pass the pods
     of every workload except the revision being assessed: its own pods count toward its replicas.
     """
-    used = _requested_by_node(pods, request.resource)
+    return capacity_given_usage(nodes, requested_by_node(pods, request.resource), request)
+
+
+def capacity_given_usage(
+    nodes: list[dict[str, Any]], used: dict[str, int], request: GPURequest
+) -> CapacityReport:
+    """gpu_capacity from the GPUs of the request's kind already held on each node."""
     allocatable = {
         node["metadata"]["name"]: offered for node in nodes if (offered := _offered(node, request)) > 0
     }
@@ -204,7 +210,8 @@ def _tolerates(toleration: Toleration, taint: dict[str, Any]) -> bool:
     return (toleration.value or "") == (taint.get("value") or "")
 
 
-def _requested_by_node(pods: list[dict[str, Any]], resource: str) -> dict[str, int]:
+def requested_by_node(pods: list[dict[str, Any]], resource: str) -> dict[str, int]:
+    """GPUs of `resource` that `pods` (bound, not terminated) hold on each node."""
     used: dict[str, int] = {}
     for pod in pods:
         node = pod.get("spec", {}).get("nodeName")

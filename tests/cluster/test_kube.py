@@ -71,7 +71,11 @@ async def test_a_status_write_returns_the_version_its_watch_event_carries(
     written = await kube.patch_status(
         "modeldeploy.io/v1alpha1", "ModelDeployment", unwatched_namespace, "echo", {"phase": "Stable"}
     )
-    assert get(kubectl, unwatched_namespace, "echo")["metadata"]["resourceVersion"] == written
+    assert (
+        get(kubectl, unwatched_namespace, "echo")["metadata"]["resourceVersion"]
+        == written["metadata"]["resourceVersion"]
+    )
+    assert written["status"]["phase"] == "Stable"
 
 
 async def test_a_repeated_event_is_counted_on_one_event_and_a_new_reason_is_its_own(

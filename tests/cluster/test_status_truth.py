@@ -78,7 +78,7 @@ def test_a_missing_service_account_is_a_stall(kubectl: Kubectl, namespace: str) 
 
 def test_an_image_name_with_whitespace_is_refused_and_says_so(kubectl: Kubectl, namespace: str) -> None:
     kubectl.apply(manifest("spaced", image="ghcr.io/example/server:1 "), "-n", namespace)
-    body = stalled(kubectl, namespace, "spaced", "ApplyRefused")
+    body = stalled(kubectl, namespace, "spaced", "ReplicaFailure")
     assert "must not have leading or trailing whitespace" in condition(body, "Ready")["message"]
 
 

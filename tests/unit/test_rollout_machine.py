@@ -836,3 +836,20 @@ def test_a_new_generation_restarts_the_deadline() -> None:
     world.generation = 2
     world.tick(1)
     assert world.status.phase == "Stable"
+
+
+def test_a_new_revision_replaces_a_stable_that_serves_nothing_instead_of_canarying_beside_it() -> None:
+    world = World(spec_of(weight=20), auto_ready=False)
+    world.tick()
+    old = world.status.stable_revision
+    new = world.change(**{"runtime.image": "server:2"})
+    world.tick(1)
+    assert (world.status.stable_revision, world.status.canary_revision) == (new, None)
+    assert world.status.phase == "Progressing"
+    assert (
+        world.events[-1].message
+        == f"revision {new} replaces {old} in place ({old} serves nothing (0/1 ready))"
+    )
+    world.set_ready(new, 1)
+    world.tick(1)
+    assert world.status.phase == "Stable"

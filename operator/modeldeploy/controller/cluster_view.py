@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modeldeploy.api.model_runtime import ModelRuntime
-from modeldeploy.capacity import holds_gpus
+from modeldeploy.capacity import holds_gpus, requested_by_node
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class ClusterView:
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, Any]] = {}
         self._gpu_pods: dict[tuple[str, str], dict[str, Any]] = {}
+        # GPUs held per node, per resource: summed once per change of pods or nodes, not on
+        # every reconcile of every GPU model.
+        self._usage: dict[str, dict[str, int]] = {}
         self._namespace_labels: dict[str, dict[str, str]] = {}
         self._models: dict[str, set[str]] = {}
         self._runtimes: dict[str, ModelRuntime] = {}
@@ -48,7 +51,16 @@ class ClusterView:
     def gpu_pods(self) -> list[dict[str, Any]]:
         return list(self._gpu_pods.values())
 
+    def gpu_usage(self, resource: str) -> dict[str, int]:
+        if resource not in self._usage:
+            self._usage[resource] = requested_by_node(self.gpu_pods, resource)
+        return self._usage[resource]
+
+    def gpu_pods_named(self, namespace: str, names: set[str]) -> list[dict[str, Any]]:
+        return [pod for name in names if (pod := self._gpu_pods.get((namespace, name)))]
+
     def node_event(self, event_type: str | None, node: dict[str, Any]) -> None:
+        self._usage.clear()
         name = node["metadata"]["name"]
         if event_type == "DELETED":
             self._nodes.pop(name, None)
@@ -58,8 +70,10 @@ class ClusterView:
     def pod_event(self, event_type: str | None, pod: dict[str, Any]) -> None:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if event_type == "DELETED" or not holds_gpus(pod):
-            self._gpu_pods.pop(key, None)
+            if self._gpu_pods.pop(key, None) is not None:
+                self._usage.clear()
         else:
+            self._usage.clear()
             self._gpu_pods[key] = _slim(pod, ("nodeName", "containers", "initContainers"), ("phase",))
 
     def namespace_labels(self, namespace: str) -> dict[str, str] | None:

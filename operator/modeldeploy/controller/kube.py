@@ -204,9 +204,11 @@ class Kube:
         metrics.API_WRITES.labels(kind=obj["kind"], verb="delete").inc()
         return True
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict) -> str:
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict
+    ) -> dict[str, Any]:
         """JSON merge patch of the status subresource: the operator never writes spec.
-        Returns the resourceVersion the object has now."""
+        Returns the object as it is now."""
         resource = await self.resource(api_version, kind)
         written = await self._request(
             "patch",
@@ -217,7 +219,7 @@ class Kube:
             content_type="application/merge-patch+json",
         )
         metrics.API_WRITES.labels(kind=kind, verb="status").inc()
-        return str(written["metadata"]["resourceVersion"])
+        return written
 
     async def delete_all(self, objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         deleted = []

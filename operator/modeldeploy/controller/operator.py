@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -17,8 +16,8 @@ from kubernetes_asyncio.client import CoreV1Api
 
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.handlers import build_registry, work
-from modeldeploy.controller.kube import Kube
-from modeldeploy.controller.leader import Leadership
+from modeldeploy.controller.kube import USER_AGENT, Kube
+from modeldeploy.controller.leader import Leadership, fence_writes
 from modeldeploy.controller.reconcile import Reconciler, Settings
 from modeldeploy.controller.workqueue import WorkQueue
 
@@ -45,6 +44,9 @@ async def run_operator(options: RunOptions) -> None:
         # kopf logs in from the environment; the reconcile client from the same file.
         os.environ["KUBECONFIG"] = options.kubeconfig
     kube = await Kube.connect(options.kubeconfig)
+    identity = _identity()
+    # Which replica made a request, in the API server's audit log.
+    kube.api.user_agent = f"{USER_AGENT} ({identity})"
     events = EventRecorder(CoreV1Api(kube.api), instance=socket.gethostname())
     reconciler = Reconciler(kube, options.settings, events)
     queue = WorkQueue()
@@ -59,7 +61,8 @@ async def run_operator(options: RunOptions) -> None:
     health = await _serve_health(options.health_port, ready, standby)
     leadership = None
     if options.leader_election_namespace:
-        leadership = Leadership(kube, options.leader_election_namespace, LEASE_NAME, _identity())
+        leadership = Leadership(kube, options.leader_election_namespace, LEASE_NAME, identity)
+        fence_writes(kube.api, leadership)
         standby.set()
         acquired = await leadership.acquire(stop)
         standby.clear()
@@ -87,22 +90,30 @@ async def run_operator(options: RunOptions) -> None:
         options.metrics_port,
         options.health_port,
     )
-    ending = [kopf_task, asyncio.create_task(stop.wait())]
-    keeping = asyncio.create_task(leadership.keep(stop)) if leadership else None
-    if keeping:
-        ending.append(keeping)
-    await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+    stopping = asyncio.create_task(stop.wait())
+    # Renewing goes on through a clean shutdown's grace period: the reconciles finishing
+    # then still write as the leader.
+    keeping = [asyncio.create_task(leadership.keep(), name="lease")] if leadership else []
+    await asyncio.wait([kopf_task, stopping, *keeping], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    # Graceful: reconciles in flight get a moment to finish their writes, then everything stops.
-    await asyncio.wait([kopf_task, *workers], timeout=options.shutdown_grace_seconds)
-    for task in (kopf_task, *workers):
+    if not any(task.done() for task in keeping):
+        # Graceful: reconciles in flight get a moment to finish their writes, unless the Lease
+        # is lost meanwhile.
+        in_flight = asyncio.ensure_future(asyncio.wait([kopf_task, *workers]))
+        await asyncio.wait(
+            [in_flight, *keeping], timeout=options.shutdown_grace_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        in_flight.cancel()
+    # Once the Lease is lost another replica may be active: what is in flight is cancelled at
+    # once, not finished (and the write fence refuses whatever is still sent).
+    for task in (kopf_task, *workers, *keeping):
         task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(kopf_task, *workers, return_exceptions=True)
-    if keeping and keeping.done() and keeping.exception():
-        # Another replica may be active already: stop at once, the pod restarts and queues up again.
+    await asyncio.gather(kopf_task, *workers, *keeping, return_exceptions=True)
+    lost = next((task.exception() for task in keeping if not task.cancelled()), None)
+    if lost:
+        log.error("%s: stopped at once; the pod restarts and waits for the Lease again", lost)
         await _shut_down(health, kube)
-        raise keeping.exception()  # type: ignore[misc]
+        raise lost
     if leadership:
         await leadership.release()
     await _shut_down(health, kube)

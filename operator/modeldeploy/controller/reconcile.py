@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -23,12 +24,12 @@ from modeldeploy import capacity, metrics
 from modeldeploy.api.models import (
     API_VERSION,
     KIND,
-    AnalysisRun,
     Condition,
     ModelDeployment,
     ModelDeploymentStatus,
 )
 from modeldeploy.api.verification_policy import VERIFICATION_REQUIRED, VerificationPolicy
+from modeldeploy.controller.cache import ObjectCache
 from modeldeploy.controller.cluster_view import ClusterView
 from modeldeploy.controller.events import EventRecorder
 from modeldeploy.controller.kube import ApplyResult, KindNotServed, Kube
@@ -39,7 +40,7 @@ from modeldeploy.render.autoscaler import (
     autoscaler_kinds,
     render_autoscaler,
 )
-from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
+from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of
 from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, is_mounted
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec
 from modeldeploy.render.runtimes import UnresolvedRuntime, resolve
@@ -86,8 +87,7 @@ class Reconciler:
     settings: Settings
     events: EventRecorder
     cluster: ClusterView = field(default_factory=ClusterView)
-    # Analysis results measured after a decision asked for them, handed to the next decision.
-    pending_measurements: dict[tuple[str, str], tuple[AnalysisRun, ...]] = field(default_factory=dict)
+    cache: ObjectCache = field(default_factory=ObjectCache)
     phases: dict[tuple[str, str], str] = field(default_factory=dict)
     # The resourceVersion of each object's last status write by this operator: the watch
     # event that write causes is its echo, with nothing new to reconcile.
@@ -96,12 +96,17 @@ class Reconciler:
     def is_own_status_write(self, key: tuple[str, str], resource_version: str | None) -> bool:
         return resource_version is not None and self.status_writes.get(key) == resource_version
 
+    def wrote_status(self, body: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.status_writes[key] = str(body["metadata"]["resourceVersion"])
+        self.cache.model_event(None, body)
+
     async def reconcile(self, namespace: str, name: str, now: datetime | None = None) -> float | None:
         """Returns seconds until this object needs another look, or None when it is gone."""
-        body = await self.kube.get(API_VERSION, KIND, namespace, name)
+        # The watch delivers every ModelDeployment; one not in the cache (yet) is read once.
+        body = self.cache.model(namespace, name) or await self.kube.get(API_VERSION, KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Children carry owner references: the garbage collector removes them.
-            self.pending_measurements.pop((namespace, name), None)
             self.status_writes.pop((namespace, name), None)
             self._record_phase((namespace, name), None)
             with contextlib.suppress(KeyError):
@@ -138,7 +143,7 @@ class Reconciler:
         }
         if _status_changes(body.get("status") or {}, patch):
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
-            self.status_writes[key] = await self.kube.patch_status(API_VERSION, KIND, *key, patch)
+            self.wrote_status(await self.kube.patch_status(API_VERSION, KIND, *key, patch))
             await self.events.emit(body, "Warning", reason, message)
 
 
@@ -165,11 +170,9 @@ class _Pass:
 
     async def run(self) -> float | None:
         """Seconds until the next look; None when the spec cannot be acted on until something changes."""
-        # Independent reads, sent together: a pass waits for one round trip, not six.
-        pods, live = await asyncio.gather(
-            self.kube.list("v1", "Pod", self.namespace, selector_labels(self.md)),
-            self._list_kinds(self._kinds_in_use()),
-        )
+        cache = self.r.cache
+        pods = cache.children(self.namespace, self.name, (("v1", "Pod"),))
+        live = cache.children(self.namespace, self.name, self._kinds_in_use())
         deployments = [obj for obj in live if obj["kind"] == "Deployment"]
         specs = _revision_specs(deployments)
         try:
@@ -187,19 +190,25 @@ class _Pass:
         routed = self.router.routed(
             self.md, self._routing_objects(live), _current_routing(self.md.status, readiness)
         )
-        decision = machine.decide(
-            self.md.spec,
-            self.md.status,
-            machine.Observations(
-                revision=self.revision,
-                live=readiness,
-                routed_weight=routed.canary_weight,
-                request=self._request(),
-                measurements=self.r.pending_measurements.pop(self.key, ()),
-                generation=self.body["metadata"].get("generation"),
-            ),
-            self.now,
+        observations = machine.Observations(
+            revision=self.revision,
+            live=readiness,
+            routed_weight=routed.canary_weight,
+            request=self._request(),
+            generation=self.body["metadata"].get("generation"),
         )
+        decision = machine.decide(self.md.spec, self.md.status, observations, self.now)
+        if decision.analysis_due is not None:
+            # Decide, measure, decide: a measurement costs one pass and one status write.
+            runs = await measure(
+                decision.analysis_due,
+                target_of(self.md, decision.status.canary_revision or self.revision),
+                self.now,
+            )
+            for run in runs:
+                metrics.ANALYSIS_RESULTS.labels(verdict=run.verdict).inc()
+            observations = dataclasses.replace(observations, measurements=runs)
+            decision = machine.decide(self.md.spec, self.md.status, observations, self.now)
         routing = Routing(
             stable_revision=decision.status.stable_revision,
             canary_revision=decision.status.canary_revision,
@@ -223,16 +232,7 @@ class _Pass:
         routes_desired = self._routes(routing)
 
         applied = await self._apply([*desired, *routes_desired], live)
-        await self._prune([*desired, *routes_desired], live)
-
-        if decision.analysis_due is not None:
-            self.r.pending_measurements[self.key] = await measure(
-                decision.analysis_due,
-                target_of(self.md, decision.status.canary_revision or self.revision),
-                self.now,
-            )
-            for run in self.r.pending_measurements[self.key]:
-                metrics.ANALYSIS_RESULTS.labels(verdict=run.verdict).inc()
+        await self._prune([*desired, *routes_desired])
 
         routed_now = self.router.routed(self.md, self._routing_objects(list(applied.values())), routing)
         report = compute_status(
@@ -257,7 +257,7 @@ class _Pass:
             )
         metrics.CANARY_WEIGHT.labels(namespace=self.namespace, name=self.name).set(status.canary_weight)
         if decision.analysis_due is not None:
-            return 0.0  # decide again at once, with the measurements
+            return 0.0  # a measurement fell due again while it was taken: take the next at once
         return decision.requeue_after if decision.requeue_after is not None else RESYNC_SECONDS
 
     # ------------------------------------------------------------------ observations
@@ -285,15 +285,6 @@ class _Pass:
             if (obj["apiVersion"], obj["kind"]) in self.router.managed_kinds
             or (obj["kind"] == "Service" and obj["metadata"]["name"] == self.name)
         ]
-
-    async def _list_kinds(self, kinds: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
-        async def children(api_version: str, kind: str) -> list[dict[str, Any]]:
-            try:
-                return await self.kube.list(api_version, kind, self.namespace, _child_selector(self.md))
-            except KindNotServed:
-                return []
-
-        return [obj for found in await asyncio.gather(*(children(*kind) for kind in kinds)) for obj in found]
 
     # ------------------------------------------------------------------ desired children
 
@@ -380,16 +371,22 @@ class _Pass:
         request = capacity.GPURequest.of(canary_spec.runtime)
         if request is None:
             return None
-        report = capacity.gpu_capacity(self.r.cluster.nodes, self._others_gpu_pods(pods), request)
+        report = capacity.capacity_given_usage(
+            self.r.cluster.nodes, self._usage_by_others(pods, request), request
+        )
         return capacity.canary_condition(report, stable, canary, request, revision)
 
-    def _others_gpu_pods(self, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ours = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods}
-        return [
-            p
-            for p in self.r.cluster.gpu_pods
-            if (p["metadata"]["namespace"], p["metadata"]["name"]) not in ours
-        ]
+    def _usage_by_others(self, pods: list[dict[str, Any]], request: capacity.GPURequest) -> dict[str, int]:
+        """GPUs of the request's kind held on each node by pods other than this model's: its own
+        pods count toward its replicas, not against the free GPUs."""
+        ours = capacity.requested_by_node(
+            self.r.cluster.gpu_pods_named(self.namespace, {p["metadata"]["name"] for p in pods}),
+            request.resource,
+        )
+        return {
+            node: held - ours.get(node, 0)
+            for node, held in self.r.cluster.gpu_usage(request.resource).items()
+        }
 
     def _autoscalers(self, plans: list[RevisionPlan], canary_weight: int) -> list[dict[str, Any]]:
         canary_running = any(plan.role == "canary" and plan.replicas != 0 for plan in plans)
@@ -452,6 +449,8 @@ class _Pass:
                 continue
             if outcome.restored:
                 self.restored.append(f"{obj['kind']} {obj['metadata']['name']}")
+            if outcome.written:
+                self.r.cache.wrote(outcome.obj, own=True)
             now_live[_identity(obj)] = outcome.obj
         return now_live
 
@@ -470,18 +469,14 @@ class _Pass:
             f"traffic provider {self.router.provider} needs the CRD {crds}, which this cluster does not have",
         )
 
-    async def _prune(self, desired: list[dict[str, Any]], live: list[dict[str, Any]]) -> None:
-        """Deletes children no longer desired. Kinds the spec no longer uses (a previous traffic
-        provider or autoscaling engine) are only searched after a spec change, so a resync
-        costs no extra reads; generation 1 has had no other spec, so no other kinds."""
+    async def _prune(self, desired: list[dict[str, Any]]) -> None:
+        """Deletes children no longer desired, of every kind (a previous traffic provider or
+        autoscaling engine included): the cache holds them all at no cost."""
         wanted = {_identity(obj) for obj in desired}
-        candidates = list(live)
-        generation = self.body["metadata"].get("generation")
-        if generation != 1 and self.md.status.observed_generation != generation:
-            in_use = self._kinds_in_use()
-            candidates += await self._list_kinds(tuple(kind for kind in CHILD_KINDS if kind not in in_use))
+        candidates = self.r.cache.children(self.namespace, self.name, CHILD_KINDS)
         stale = [obj for obj in candidates if _identity(obj) not in wanted and _is_ours(obj)]
         for obj in await self.kube.delete_all(stale):
+            self.r.cache.removed(obj)
             log.info("[%s/%s] removed %s %s", self.namespace, self.name, obj["kind"], obj["metadata"]["name"])
 
     # ------------------------------------------------------------------ status
@@ -525,7 +520,9 @@ class _Pass:
         request = capacity.GPURequest.of(self.md.spec.runtime)
         if request is None:
             return None
-        report = capacity.gpu_capacity(self.r.cluster.nodes, self._others_gpu_pods(pods), request)
+        report = capacity.capacity_given_usage(
+            self.r.cluster.nodes, self._usage_by_others(pods, request), request
+        )
         autoscaling = self.md.spec.autoscaling
         wanted = autoscaling.max_replicas if autoscaling else self.md.spec.replicas
         return capacity.capacity_condition(report, wanted, request)
@@ -535,9 +532,7 @@ class _Pass:
         patch = _merge_patch(self.body.get("status") or {}, new)
         if not patch:
             return
-        self.r.status_writes[self.key] = await self.kube.patch_status(
-            API_VERSION, KIND, self.namespace, self.name, patch
-        )
+        self.r.wrote_status(await self.kube.patch_status(API_VERSION, KIND, self.namespace, self.name, patch))
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -580,10 +575,6 @@ def _identity(obj: dict[str, Any]) -> tuple[str, str, str]:
 
 def _is_ours(obj: dict[str, Any]) -> bool:
     return (obj["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGER
-
-
-def _child_selector(md: ModelDeployment) -> dict[str, str]:
-    return {LABEL_MANAGED_BY: MANAGER, **selector_labels(md)}
 
 
 def _revision_specs(deployments: list[dict[str, Any]]) -> dict[str, RevisionSpec]:

@@ -20,12 +20,20 @@ BACKOFF_MAX_SECONDS = 300.0
 
 
 class WorkQueue:
+    """Keys wait in `_due` until handed out; a handed-out key is processing until `done`.
+
+    As in client-go, ending the backoff (`forget`) and ending the processing (`done`) are
+    separate: whatever happens to the object meanwhile (deleted, re-created), a processing
+    key is never handed out again before its worker calls `done`; an `add` in between is
+    kept and runs after it.
+    """
+
     def __init__(self) -> None:
         self._due: dict[Hashable, float] = {}
         self._heap: list[tuple[float, int, Hashable]] = []
         self._counter = 0
-        self._active: set[Hashable] = set()
-        self._again: dict[Hashable, float] = {}  # keys added while being processed
+        self._processing: set[Hashable] = set()
+        self._again: dict[Hashable, float] = {}  # keys added while processing: due once done
         self._failures: dict[Hashable, int] = {}
         self._wakeup = asyncio.Event()
 
@@ -35,7 +43,7 @@ class WorkQueue:
     def add(self, key: Hashable, delay: float = 0.0) -> None:
         """Schedule `key`; an earlier schedule already pending wins."""
         due = time.monotonic() + max(delay, 0.0)
-        if key in self._active:
+        if key in self._processing:
             self._again[key] = min(due, self._again.get(key, due))
             return
         if key in self._due and self._due[key] <= due:
@@ -46,7 +54,7 @@ class WorkQueue:
         self._wakeup.set()
 
     async def get(self) -> Hashable:
-        """The next key whose time has come; it is active until `done`."""
+        """The next key whose time has come; it is processing until `done`."""
         while True:
             while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
                 heapq.heappop(self._heap)  # superseded by an earlier schedule
@@ -56,7 +64,7 @@ class WorkQueue:
                 if wait <= 0:
                     heapq.heappop(self._heap)
                     del self._due[key]
-                    self._active.add(key)
+                    self._processing.add(key)
                     return key
             else:
                 wait = None
@@ -65,29 +73,24 @@ class WorkQueue:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
 
     def done(self, key: Hashable, requeue_after: float | None = None) -> None:
-        """Finished successfully; run again after `requeue_after` seconds if given."""
-        self._failures.pop(key, None)
-        self._finish(key, requeue_after)
-
-    def failed(self, key: Hashable) -> float:
-        """Finished with an error: retry with exponential backoff. Returns the delay."""
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
-        delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
-        self._finish(key, delay)
-        return delay
-
-    def forget(self, key: Hashable) -> None:
-        """The object is gone: finish it and drop its pending schedule and failure count."""
-        self._active.discard(key)
-        self._due.pop(key, None)
-        self._again.pop(key, None)
-        self._failures.pop(key, None)
-
-    def _finish(self, key: Hashable, requeue_after: float | None) -> None:
-        self._active.discard(key)
+        """Processing of `key` ended: it may be handed out again, at once if it was added
+        meanwhile, after `requeue_after` seconds if given."""
+        self._processing.discard(key)
         again = self._again.pop(key, None)
         if again is not None:
             self.add(key, again - time.monotonic())
         if requeue_after is not None:
             self.add(key, requeue_after)
+
+    def failed(self, key: Hashable) -> float:
+        """Processing ended with an error: retry with exponential backoff. Returns the delay."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        self.done(key, delay)
+        return delay
+
+    def forget(self, key: Hashable) -> None:
+        """Reset the backoff of `key` (it succeeded, or it is a new object); says nothing
+        about whether it is still processing."""
+        self._failures.pop(key, None)

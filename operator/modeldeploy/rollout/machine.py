@@ -309,6 +309,12 @@ class _Tick:
                 )
                 self._drop_canary()
                 self.status.phase = "Stable"
+        elif wanted != self._canary and not self._readiness(self._stable).serving:
+            # A canary is compared with a stable that serves; one that serves nothing (its pods
+            # refused, unschedulable, crashing, or scaled to zero) is simply replaced.
+            if self._canary is not None:
+                self._drop_canary()
+            self._replace_stable(wanted, f"{self._stable} serves nothing ({self._replicas(self._stable)})")
         elif wanted != self._canary:
             self._start_canary(wanted)
 
@@ -326,13 +332,13 @@ class _Tick:
             self._drop_canary()
             self.status.phase = "Stable"
         if wanted != self._stable:
-            self._emit(
-                "NewRevision",
-                f"revision {wanted} replaces {self._stable} in place (strategy {self.spec.rollout.strategy})",
-            )
-            self.status.stable_revision = wanted
-            self.status.phase = "Progressing"
-            self._new_rollout()
+            self._replace_stable(wanted, f"strategy {self.spec.rollout.strategy}")
+
+    def _replace_stable(self, wanted: str, why: str) -> None:
+        self._emit("NewRevision", f"revision {wanted} replaces {self._stable} in place ({why})")
+        self.status.stable_revision = wanted
+        self.status.phase = "Progressing"
+        self._new_rollout()
 
     def _start_canary(self, wanted: str) -> None:
         if self._canary is not None:
