@@ -63,23 +63,27 @@ def api_docs() -> None:
 @app.command()
 def validate(
     files: Annotated[
-        list[typer.FileText], typer.Argument(help="YAML files with ModelDeployments; - for stdin.")
+        list[typer.FileText],
+        typer.Argument(help="YAML files with ModelDeployments or ModelRuntimes; - for stdin."),
     ],
 ) -> None:
-    """Check ModelDeployment manifests as the API server will, without a cluster."""
+    """Check ModelDeployment and ModelRuntime manifests as the API server will, without a cluster."""
     import yaml
 
-    from modeldeploy.api.models import KIND
-    from modeldeploy.api.validation import InvalidModelDeployment, parse_model_deployment
+    from modeldeploy.api.model_runtime import ModelRuntime
+    from modeldeploy.api.models import ModelDeployment
+    from modeldeploy.api.validation import InvalidModelDeployment, parse_manifest
 
+    kinds = {"ModelDeployment": ModelDeployment, "ModelRuntime": ModelRuntime}
     invalid = 0
     for file in files:
         for document in yaml.safe_load_all(file):
-            if not isinstance(document, dict) or document.get("kind") != KIND:
+            if not isinstance(document, dict) or document.get("kind") not in kinds:
                 continue
-            name = f"{file.name}: {KIND}/{document.get('metadata', {}).get('name', '?')}"
+            kind = document["kind"]
+            name = f"{file.name}: {kind}/{document.get('metadata', {}).get('name', '?')}"
             try:
-                parse_model_deployment(document)
+                parse_manifest(document, kinds[kind])
             except InvalidModelDeployment as error:
                 invalid += 1
                 typer.echo("\n".join(f"{name}: {problem}" for problem in error.problems), err=True)

@@ -146,3 +146,20 @@ def test_the_cli_validates_files_like_the_api_server(tmp_path: Path) -> None:
         f"{broken}: ModelDeployment/sentiment: spec.autoscaling.minReplicas: "
         "minReplicas 0 (scale to zero) needs engine keda\n"
     )
+
+
+def test_the_cli_validates_runtime_templates_too(tmp_path: Path) -> None:
+    runner = CliRunner()
+    templates = sorted((Path(__file__).resolve().parents[2] / "examples" / "runtimes").glob("*.yaml"))
+    accepted = runner.invoke(app, ["validate", *map(str, templates)])
+    assert accepted.exit_code == 0 and accepted.stdout.count("ModelRuntime/") == len(templates) == 5
+    broken = tmp_path / "runtime.yaml"
+    broken.write_text(
+        yaml.safe_dump({"kind": "ModelRuntime", "metadata": {"name": "x"}, "spec": {"runtime": {"port": 80}}})
+    )
+    refused = runner.invoke(app, ["validate", str(broken)])
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"{broken}: ModelRuntime/x: spec.runtime.image: runtime.image is required: a template must say which "
+        "server it runs\n"
+    )

@@ -4,9 +4,9 @@ the field: what the CLI prints and what the operator reports in a condition."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modeldeploy.api.models import (
     DNS_LABEL_PATTERN,
@@ -25,6 +25,9 @@ _PATTERN_WORDS = {
 }
 
 
+KindT = TypeVar("KindT", bound=BaseModel)
+
+
 class InvalidModelDeployment(ValueError):
     """A manifest the API server would refuse; `problems` are "field.path: message" lines."""
 
@@ -35,8 +38,13 @@ class InvalidModelDeployment(ValueError):
 
 def parse_model_deployment(manifest: Mapping[str, Any]) -> ModelDeployment:
     """A manifest as written (camelCase field names only, as on the wire), validated."""
+    return parse_manifest(manifest, ModelDeployment)
+
+
+def parse_manifest(manifest: Mapping[str, Any], kind: type[KindT]) -> KindT:
+    """A manifest of `kind` (ModelDeployment or ModelRuntime) as written, validated."""
     try:
-        return ModelDeployment.model_validate(manifest, by_alias=True, by_name=False)
+        return kind.model_validate(manifest, by_alias=True, by_name=False)
     except ValidationError as error:
         raise InvalidModelDeployment(field_errors(error)) from error
 
