@@ -384,3 +384,25 @@ def test_canary_range_is_valid_and_grows_with_weight(replicas: list[int], weight
     assert 1 <= bounds.minimum <= bounds.maximum <= autoscaling.max_replicas
     assert larger.minimum >= bounds.minimum and larger.maximum >= bounds.maximum
     assert replica_bounds(autoscaling, "canary", 100).maximum == autoscaling.max_replicas
+
+
+@given(
+    st.integers(min_value=1, max_value=50),
+    st.integers(min_value=1, max_value=50),
+    st.integers(min_value=0, max_value=20),
+    st.integers(min_value=0, max_value=100),
+)
+def test_with_a_gpu_budget_the_two_autoscalers_maxima_stay_within_max_replicas_plus_surge(
+    minimum: int, maximum: int, surge: int, share: int
+) -> None:
+    scaling = Autoscaling(minReplicas=min(minimum, maximum), maxReplicas=maximum)
+    stable = replica_bounds(scaling, "stable", share, surge)
+    canary = replica_bounds(scaling, "canary", share, surge)
+    # An autoscaler cannot have a maximum below 1: with no surge and all traffic on the canary,
+    # stable keeps that one.
+    assert stable.maximum + canary.maximum <= maximum + surge + (
+        1 if canary.maximum >= maximum + surge else 0
+    )
+    assert 1 <= stable.minimum <= stable.maximum <= maximum
+    # Without a budget, stable keeps the spec's range.
+    assert replica_bounds(scaling, "stable", share) == ReplicaBounds(scaling.min_replicas, maximum)
