@@ -105,3 +105,14 @@ def test_the_echo_of_our_own_write_is_recognised_once_and_other_changes_are_not(
     assert not cache.is_echo(child(DEPLOYMENT, "m-a", 10)), "told once"
     cache.wrote(child(DEPLOYMENT, "m-a", 11))
     assert not cache.is_echo(child(DEPLOYMENT, "m-a", 11)), "a change seen by the watch is not ours"
+
+
+def test_a_model_is_listed_once_and_again_after_it_is_deleted() -> None:
+    cache = ObjectCache()
+    model = {"metadata": {"name": "m", "namespace": "ml", "resourceVersion": "7"}}
+    assert not cache.listed("ml", "m")
+    cache.fill("ml", "m", [child(DEPLOYMENT, "m-a", 5)])
+    assert cache.listed("ml", "m")
+    assert [d["metadata"]["name"] for d in cache.children("ml", "m", (DEPLOYMENT,))] == ["m-a"]
+    cache.model_event("DELETED", model)
+    assert not cache.listed("ml", "m")

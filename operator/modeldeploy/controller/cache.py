@@ -2,8 +2,9 @@
 
 Like client-go's listers: a reconcile reads here instead of sending a GET and five LISTs to
 the API server, although kopf already watches every one of those kinds. The watches feed it
-(kopf index handlers, which kopf runs for the initial listing before any other handler, so a
-first pass never sees a half-filled cache), and the operator's own writes feed it at once
+(kopf event handlers), the first pass of each model after the operator starts fills it from
+one LIST per kind (the watches may not have delivered everything yet), and the operator's
+own writes feed it at once
 (write-through), so a pass never acts on a copy older than its own last write: an event
 older than what the cache holds is ignored.
 
@@ -82,8 +83,19 @@ class ObjectCache:
         self._tombstones: dict[tuple[str, Identity], int] = {}
         # The version each of our own writes left, until its watch event (its echo) arrives.
         self._own_writes: dict[tuple[str, Identity], int] = {}
+        self._listed: set[ModelKey] = set()
 
     # ------------------------------------------------------------------ reads
+
+    def listed(self, namespace: str, model: str) -> bool:
+        """Whether the model's children were listed since the operator started: until then the
+        watches may not have delivered them all."""
+        return (namespace, model) in self._listed
+
+    def fill(self, namespace: str, model: str, objects: list[dict[str, Any]]) -> None:
+        for obj in objects:
+            self.wrote(obj)
+        self._listed.add((namespace, model))
 
     def model(self, namespace: str, name: str) -> dict[str, Any] | None:
         held = self._models.get((namespace, name))
@@ -107,6 +119,7 @@ class ObjectCache:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if event_type == "DELETED":
             self._models.pop(key, None)
+            self._listed.discard(key)
             return
         incoming = _Held.of(body)
         if incoming.is_newer_than(self._models.get(key)):

@@ -70,25 +70,14 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
         # A registry of our own has none of kopf's default login handlers.
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    # The cache is filled by index handlers: kopf calls them for every object it lists and
-    # every change it watches (not for deletions), and holds back all other handlers until
-    # the initial listing of every indexed kind is in, so the first reconcile of any model sees
-    # all of its children. Deletions reach the cache through the event handlers.
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="cache-models")
-    async def model_seen(body: kopf.Body, **_: Any) -> None:
-        cache.model_event(None, dict(body))
-
-    async def child_seen(body: kopf.Body, **_: Any) -> None:
-        cache.wrote(dict(body))
-
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def model_changed(
         event: dict[str, Any], body: kopf.Body, namespace: str, name: str, meta: kopf.Meta, **_: Any
     ) -> None:
         key = (namespace, name)
         cluster.model_event(event["type"], namespace, name)
+        cache.model_event(event["type"], dict(body))
         if event["type"] == "DELETED":
-            cache.model_event("DELETED", dict(body))
             # A re-created object (GitOps Replace) starts without the old one's backoff; the
             # pass this adds finds the object gone and drops what the operator kept about it.
             queue.forget(key)
@@ -99,24 +88,24 @@ def build_registry(queue: WorkQueue, reconciler: Reconciler) -> kopf.OperatorReg
     async def child_changed(
         event: dict[str, Any], body: kopf.Body, labels: dict[str, str], namespace: str, **_: Any
     ) -> None:
-        if event["type"] == "DELETED":
-            cache.child_event("DELETED", dict(body))
-        elif cache.is_echo(dict(body)):
+        child = dict(body)
+        echo = cache.is_echo(child)
+        cache.child_event(event["type"], child)
+        if echo:
             return  # our own write coming back: the pass that made it has seen it
         queue.add((namespace, labels[LABEL_MODEL]), delay=CHILD_EVENT_DELAY_SECONDS)
 
     for api_version, kind in sorted(child_kinds()):
         group, _, version = api_version.rpartition("/")
         labels = {LABEL_MANAGED_BY: MANAGER, LABEL_MODEL: kopf.PRESENT}
-        kopf.index(group, version, kind, labels=labels, registry=registry, id=f"cache-{kind}")(child_seen)
         kopf.on.event(group, version, kind, labels=labels, registry=registry, id=f"child-{kind}")(
             child_changed
         )
     # Pods carry the model label (not managed-by: they are the ReplicaSet's): their scheduling
     # and readiness explain a wait.
-    pod_labels = {LABEL_MODEL: kopf.PRESENT}
-    kopf.index("", "v1", "pods", labels=pod_labels, registry=registry, id="cache-pods")(child_seen)
-    kopf.on.event("", "v1", "pods", labels=pod_labels, registry=registry, id="pods")(child_changed)
+    kopf.on.event("", "v1", "pods", labels={LABEL_MODEL: kopf.PRESENT}, registry=registry, id="pods")(
+        child_changed
+    )
 
     # Coroutines, though they only update memory: kopf runs a plain function in a thread
     # pool, a handoff for every pod event.

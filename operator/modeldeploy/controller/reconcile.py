@@ -40,7 +40,7 @@ from modeldeploy.render.autoscaler import (
     autoscaler_kinds,
     render_autoscaler,
 )
-from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of
+from modeldeploy.render.common import LABEL_MANAGED_BY, MANAGER, name_of, namespace_of, selector_labels
 from modeldeploy.render.model_volume import DEFAULT_INITIALIZER_RESOURCES, OciMode, is_mounted
 from modeldeploy.render.revision import REVISION_SPEC_ANNOTATION, RevisionPlan, RevisionSpec
 from modeldeploy.render.runtimes import UnresolvedRuntime, resolve
@@ -170,9 +170,10 @@ class _Pass:
 
     async def run(self) -> float | None:
         """Seconds until the next look; None when the spec cannot be acted on until something changes."""
-        cache = self.r.cache
-        pods = cache.children(self.namespace, self.name, (("v1", "Pod"),))
-        live = cache.children(self.namespace, self.name, self._kinds_in_use())
+        if not self.r.cache.listed(self.namespace, self.name):
+            await self._list_into_cache()
+        pods = self.r.cache.children(self.namespace, self.name, (("v1", "Pod"),))
+        live = self.r.cache.children(self.namespace, self.name, self._kinds_in_use())
         deployments = [obj for obj in live if obj["kind"] == "Deployment"]
         specs = _revision_specs(deployments)
         try:
@@ -276,6 +277,27 @@ class _Pass:
         if self.md.spec.autoscaling is not None:
             kinds.append(autoscaler_kind(self.md.spec.autoscaling))
         return tuple(kinds)
+
+    async def _list_into_cache(self) -> None:
+        """The first pass of a model since the operator started reads its children from the API
+        server (sent together: one round trip), since the watches may not have delivered them
+        all yet; after a spec change the kinds it no longer uses too, to find what to remove."""
+        kinds = self._kinds_in_use()
+        generation = self.body["metadata"].get("generation")
+        if generation != 1 and self.md.status.observed_generation != generation:
+            kinds = CHILD_KINDS
+
+        async def children(api_version: str, kind: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+            try:
+                return await self.kube.list(api_version, kind, self.namespace, selector)
+            except KindNotServed:
+                return []
+
+        ours = {LABEL_MANAGED_BY: MANAGER, **selector_labels(self.md)}
+        found = await asyncio.gather(
+            children("v1", "Pod", selector_labels(self.md)), *(children(*kind, ours) for kind in kinds)
+        )
+        self.r.cache.fill(self.namespace, self.name, [obj for objects in found for obj in objects])
 
     def _routing_objects(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """What the router reads back: its own kinds and the Service `<name>` it renders."""
