@@ -48,9 +48,9 @@ from bench.workload import models
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SIZES = "10,100,1000"
 OPERATOR, FLAGGER = "modeldeploy-operator", "flagger"
-# Deleting a namespace of 1000 models waits for the garbage collector and for KWOK to let
-# their pods go.
-NAMESPACE_DELETE_TIMEOUT = "600s"
+# Deleting a namespace of N models waits for the garbage collector and for KWOK to let their
+# pods go: at least this long, more at large sizes.
+NAMESPACE_DELETE_SECONDS = 600
 
 
 def main() -> int:
@@ -115,14 +115,15 @@ def main() -> int:
                 namespace = f"bench-{label}-{size}"
                 _say(f"{label}, {size} models, namespace {namespace}")
                 counting = Counting(AuditRequests(audit, identity.user), reads_from_audit)
-                with _namespace(namespace), _running(make(label, namespace)) as system:
+                with _namespace(namespace, size), _running(make(label, namespace)) as system:
                     profiling = profile and label == "modeldeploy" and size == max(sizes)
                     with _profiled(system.pid, RESULTS / f"profile-modeldeploy-{size}", profiling):
                         figures = scenario.run(system, models(size), counting, namespace, clients.custom)
-                results["sizes"][str(size)][label] = figures
-                # Written as they come, so an interrupted run still shows what it measured.
-                stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-                _say(f"{label}, {size} models: " + json.dumps(figures["phases"]["create"]))
+                    results["sizes"][str(size)][label] = figures
+                    # Written as they come, before the namespace is deleted (which can outlast its
+                    # timeout at large sizes), so an interrupted run still shows what it measured.
+                    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+                    _say(f"{label}, {size} models: " + json.dumps(figures["phases"]["create"]))
     stem.with_suffix(".md").write_text(report.markdown(results))
     _say(f"wrote {stem}.json and {stem}.md")
     print(report.markdown(results))
@@ -130,16 +131,17 @@ def main() -> int:
 
 
 @contextmanager
-def _namespace(name: str) -> Iterator[None]:
+def _namespace(name: str, models: int) -> Iterator[None]:
     cluster = kubectl()
+    timeout = f"--timeout={max(NAMESPACE_DELETE_SECONDS, scenario.phase_timeout(models)):.0f}s"
     # What an interrupted run left behind would be counted in this one.
-    cluster.run("delete", "namespace", name, "--ignore-not-found", f"--timeout={NAMESPACE_DELETE_TIMEOUT}")
+    cluster.run("delete", "namespace", name, "--ignore-not-found", timeout)
     cluster.create_namespace(name)
     try:
         yield
     finally:
         _say(f"deleting namespace {name}")
-        cluster.run("delete", "namespace", name, f"--timeout={NAMESPACE_DELETE_TIMEOUT}")
+        cluster.run("delete", "namespace", name, timeout)
 
 
 @contextmanager

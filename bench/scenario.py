@@ -59,8 +59,7 @@ class Window:
 def run(system: System, models: list[Model], counting: Counting, namespace: str, api: Any) -> dict[str, Any]:
     """Every phase on a started system; returns its figures."""
     started = cpu_seconds(system.pid)
-    # Creating pods is the cluster's work too: allow 0.5 s per model on top of a minute.
-    timeout = 60 + 0.5 * len(models)
+    timeout = phase_timeout(len(models))
     ready = FirstSeen(api, *system.ready_resource, namespace, system.is_ready)
     phases = {"create": _timed(system, models, counting, system.create, timeout, ready)}
     # Resync while every model is deployed and nothing waits: later, Flagger would be holding
@@ -77,6 +76,11 @@ def run(system: System, models: list[Model], counting: Counting, namespace: str,
         "cpu_seconds": round(cpu_seconds(system.pid) - started, 2),
         "peak_rss_mb": round(peak_rss_bytes(system.pid) / 2**20, 1),
     }
+
+
+def phase_timeout(models: int) -> float:
+    """Creating pods is the cluster's work too: 0.5 s per model on top of a minute."""
+    return 60 + 0.5 * models
 
 
 def _resync(system: System, models: list[Model], counting: Counting, timeout: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 import asyncio
 import enum
 import os
+import sys
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +146,11 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator."""
+    # kopf imports the synchronous kubernetes client whenever it is installed, only to
+    # recognise its objects; the operator never hands it one, and the client with its models
+    # and auth libraries is a sixth of the process's memory. (It is a test dependency: a
+    # production image does not have it, a development environment does.)
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     from modeldeploy.api.verification_policy import VerificationPolicy
     from modeldeploy.controller.logs import configure_logging
     from modeldeploy.controller.operator import RunOptions, run_operator

@@ -116,3 +116,26 @@ def test_a_model_is_listed_once_and_again_after_it_is_deleted() -> None:
     assert [d["metadata"]["name"] for d in cache.children("ml", "m", (DEPLOYMENT,))] == ["m-a"]
     cache.model_event("DELETED", model)
     assert not cache.listed("ml", "m")
+
+
+def test_what_no_pass_reads_is_not_kept() -> None:
+    """A status writer's managedFields entry and a ModelDeployment's managedFields are left
+    out; the operator's own apply entry (which the comparison reads) stays."""
+    ours = {"manager": "modeldeploy", "operation": "Apply", "fieldsV1": {"f:spec": {}}}
+    status = {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status"}
+    edit = {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {}}}
+    deployment = child(DEPLOYMENT, "m-a", 5)
+    deployment["metadata"]["managedFields"] = [ours, status, edit]
+    cache = ObjectCache()
+    cache.wrote(deployment)
+    (kept,) = cache.children("ml", "m", (DEPLOYMENT,))
+    assert kept["metadata"]["managedFields"] == [ours, edit]
+
+    model = {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "m", "namespace": "ml", "resourceVersion": "3", "managedFields": [edit]},
+        "spec": {"replicas": 1},
+    }
+    cache.model_event("ADDED", model)
+    assert cache.model("ml", "m") == {**model, "metadata": {"name": "m", "namespace": "ml", "resourceVersion": "3"}}

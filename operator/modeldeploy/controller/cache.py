@@ -9,7 +9,10 @@ own writes feed it at once
 older than what the cache holds is ignored.
 
 Objects are held as compact JSON and parsed when read: a parsed Deployment takes about ten
-times the memory of its text, and a pass reads only its own model's few objects.
+times the memory of its text, and a pass reads only its own model's few objects, once. What
+no pass reads is left out: a ModelDeployment's managedFields (the operator never compares
+its own writes to it), and the managedFields entries of status writers (the controllers
+that own a subresource), which the comparison of a child with its desired form skips anyway.
 
 Resource versions are compared as integers. The API conventions call them opaque; every
 Kubernetes API server derives them from etcd's revision, which only grows, and a version that
@@ -52,6 +55,23 @@ def _version(obj: dict[str, Any]) -> int | None:
 
 def _identity(obj: dict[str, Any]) -> Identity:
     return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+
+
+def _without_managed_fields(obj: dict[str, Any], keep: Any) -> dict[str, Any]:
+    entries = obj["metadata"].get("managedFields")
+    if not entries:
+        return obj
+    kept = [entry for entry in entries if keep(entry)]
+    metadata = {key: value for key, value in obj["metadata"].items() if key != "managedFields"}
+    return {**obj, "metadata": {**metadata, "managedFields": kept} if kept else metadata}
+
+
+def _slim_model(body: dict[str, Any]) -> dict[str, Any]:
+    return _without_managed_fields(body, keep=lambda entry: False)
+
+
+def _slim_child(obj: dict[str, Any]) -> dict[str, Any]:
+    return _without_managed_fields(obj, keep=lambda entry: not entry.get("subresource"))
 
 
 def _slim_pod(pod: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +141,7 @@ class ObjectCache:
             self._models.pop(key, None)
             self._listed.discard(key)
             return
-        incoming = _Held.of(body)
+        incoming = _Held.of(_slim_model(body))
         if incoming.is_newer_than(self._models.get(key)):
             self._models[key] = incoming
 
@@ -158,8 +178,7 @@ class ObjectCache:
         version = _version(obj)
         if own and version is not None:
             self._own_writes[(owner[0], _identity(obj))] = version
-        if obj["kind"] == "Pod":
-            obj = _slim_pod(obj)
+        obj = _slim_pod(obj) if obj["kind"] == "Pod" else _slim_child(obj)
         identity = _identity(obj)
         incoming = _Held.of(obj)
         tombstone = self._tombstones.get((owner[0], identity))

@@ -167,13 +167,19 @@ class _Pass:
         self.restored: list[str] = []
         # Set when a GPU canary is held back because it would not fit (see _budgeted_replicas).
         self.canary_capacity: Condition | None = None
+        # Every child of the model in the cache when the pass began (pods apart).
+        self.children: list[dict[str, Any]] = []
 
     async def run(self) -> float | None:
         """Seconds until the next look; None when the spec cannot be acted on until something changes."""
         if not self.r.cache.listed(self.namespace, self.name):
             await self._list_into_cache()
-        pods = self.r.cache.children(self.namespace, self.name, (("v1", "Pod"),))
-        live = self.r.cache.children(self.namespace, self.name, self._kinds_in_use())
+        # Parsed once a pass: what the pass acts on, and (every kind) what it may prune.
+        held = self.r.cache.children(self.namespace, self.name, (("v1", "Pod"), *CHILD_KINDS))
+        pods = [obj for obj in held if obj["kind"] == "Pod"]
+        self.children = [obj for obj in held if obj["kind"] != "Pod"]
+        in_use = set(self._kinds_in_use())
+        live = [obj for obj in self.children if (obj["apiVersion"], obj["kind"]) in in_use]
         deployments = [obj for obj in live if obj["kind"] == "Deployment"]
         specs = _revision_specs(deployments)
         try:
@@ -495,8 +501,7 @@ class _Pass:
         """Deletes children no longer desired, of every kind (a previous traffic provider or
         autoscaling engine included): the cache holds them all at no cost."""
         wanted = {_identity(obj) for obj in desired}
-        candidates = self.r.cache.children(self.namespace, self.name, CHILD_KINDS)
-        stale = [obj for obj in candidates if _identity(obj) not in wanted and _is_ours(obj)]
+        stale = [obj for obj in self.children if _identity(obj) not in wanted and _is_ours(obj)]
         for obj in await self.kube.delete_all(stale):
             self.r.cache.removed(obj)
             log.info("[%s/%s] removed %s %s", self.namespace, self.name, obj["kind"], obj["metadata"]["name"])
