@@ -138,4 +138,7 @@ def test_what_no_pass_reads_is_not_kept() -> None:
         "spec": {"replicas": 1},
     }
     cache.model_event("ADDED", model)
-    assert cache.model("ml", "m") == {**model, "metadata": {"name": "m", "namespace": "ml", "resourceVersion": "3"}}
+    assert cache.model("ml", "m") == {
+        **model,
+        "metadata": {"name": "m", "namespace": "ml", "resourceVersion": "3"},
+    }
