@@ -10,14 +10,17 @@ OURS = "modeldeploy"
 # Children of one model and their resource in the audit log: the target "at most one write
 # per child on create" is checked per resource.
 CHILDREN_PER_MODEL = {"deployments": 1, "services": 3, "httproutes": 1}
-TARGET_READY_RATIO = 2.0
-TARGET_PEAK_RSS_MB = 250
+# Issue 17's targets: at 1,000 models every figure at or below Flagger's; from 10,000 models
+# (the operator alone) these.
+SCALE_TARGETS_FROM = 10_000
+TARGET_WEIGHT_P50_SECONDS = 10.0
+TARGET_PEAK_RSS_MB = 1024
 
 Row = tuple[str, Callable[[dict[str, Any]], float | None]]
 
 
 def _phase(name: str, key: str) -> Callable[[dict[str, Any]], float | None]:
-    return lambda result: result["phases"][name].get(key)
+    return lambda result: result["phases"].get(name, {}).get(key)
 
 
 ROWS: tuple[Row, ...] = (
@@ -93,28 +96,58 @@ def _completion(systems: dict[str, Any]) -> str:
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
-    size = max(results["sizes"], key=int)
-    systems = results["sizes"][size]
-    ours = systems[OURS]
-    ready = _ratio_value(
-        _phase("create", "total_seconds")(ours),
-        _phase("create", "total_seconds")(systems[PEER]) if PEER in systems else None,
-    )
+    lines = []
+    for size, systems in results["sizes"].items():
+        ours = systems[OURS]
+        if PEER in systems:
+            behind = [
+                f"{label} ({_ratio(value(ours), value(systems[PEER]))})"
+                for label, value in ROWS
+                if _above(value(ours), value(systems[PEER]))
+            ]
+            lines.append(
+                f"- {size} models, every figure at or below Flagger's: "
+                + ("met" if not behind else "not met: " + "; ".join(behind))
+            )
+        if int(size) >= SCALE_TARGETS_FROM:
+            lines += _scale_targets(size, ours)
+    ours = results["sizes"][max(results["sizes"], key=int)][OURS]
     writes = ours["phases"]["create"]["writes_per_object_by_resource"]
     per_child = {
         resource: writes.get(resource, 0) / children for resource, children in CHILDREN_PER_MODEL.items()
     }
-    resync_writes = ours["phases"]["resync"]["writes_per_object"]
+    resync_writes = _phase("resync", "writes_per_object")(ours)
     return [
-        f"- all {size} Ready within {TARGET_READY_RATIO:g}x Flagger's time: "
-        + (f"{ready:.2f}x — {'met' if ready <= TARGET_READY_RATIO else 'not met'}" if ready else "no ratio"),
-        f"- peak RSS under {TARGET_PEAK_RSS_MB} MB: {ours['peak_rss_mb']} MB — "
-        + ("met" if ours["peak_rss_mb"] < TARGET_PEAK_RSS_MB else "not met"),
+        *lines,
         "- at most one write per child on create: "
         + ", ".join(f"{resource} {value:.2f}" for resource, value in per_child.items())
         + (" — met" if all(value <= 1 for value in per_child.values()) else " — not met"),
         f"- zero writes on resync: {resync_writes} — " + ("met" if resync_writes == 0 else "not met"),
     ]
+
+
+def _scale_targets(size: str, ours: dict[str, Any]) -> list[str]:
+    phases = ours["phases"]
+    ready = phases["create"]["completed"]
+    reads, writes = (_phase("resync", key)(ours) for key in ("reads_per_object", "writes_per_object"))
+    weight = _phase("weight", "p50_seconds")(ours)
+    return [
+        f"- {size} models all Ready: {ready}/{size} — " + ("met" if ready == int(size) else "not met"),
+        f"- {size} models, resync reads and writes per model 0: {reads} and {writes} — "
+        + ("met" if reads == 0 and writes == 0 else "not met"),
+        f"- {size} models, weight change p50 under {TARGET_WEIGHT_P50_SECONDS:g} s: "
+        + ("not measured" if weight is None else f"{weight} s — " + _met(weight < TARGET_WEIGHT_P50_SECONDS)),
+        f"- {size} models, peak RSS under {TARGET_PEAK_RSS_MB} MB: {ours['peak_rss_mb']} MB — "
+        + _met(ours["peak_rss_mb"] < TARGET_PEAK_RSS_MB),
+    ]
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+def _above(ours: float | None, peer: float | None) -> bool:
+    return ours is not None and peer is not None and ours > peer
 
 
 def _number(value: float | None) -> str:

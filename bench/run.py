@@ -115,15 +115,19 @@ def main() -> int:
                 namespace = f"bench-{label}-{size}"
                 _say(f"{label}, {size} models, namespace {namespace}")
                 counting = Counting(AuditRequests(audit, identity.user), reads_from_audit)
+
+                def record(figures: dict[str, Any], size: int = size, label: str = label) -> None:
+                    # Written as they come, before the namespace is deleted (which can outlast
+                    # its timeout at large sizes), so an interrupted run shows what it measured.
+                    results["sizes"][str(size)][label] = figures
+                    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+                    latest = list(figures["phases"])[-1]
+                    _say(f"{label}, {size} models, {latest}: " + json.dumps(figures["phases"][latest]))
+
                 with _namespace(namespace, size), _running(make(label, namespace)) as system:
                     profiling = profile and label == "modeldeploy" and size == max(sizes)
                     with _profiled(system.pid, RESULTS / f"profile-modeldeploy-{size}", profiling):
-                        figures = scenario.run(system, models(size), counting, namespace, clients.custom)
-                    results["sizes"][str(size)][label] = figures
-                    # Written as they come, before the namespace is deleted (which can outlast its
-                    # timeout at large sizes), so an interrupted run still shows what it measured.
-                    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-                    _say(f"{label}, {size} models: " + json.dumps(figures["phases"]["create"]))
+                        scenario.run(system, models(size), counting, namespace, clients.custom, record)
     stem.with_suffix(".md").write_text(report.markdown(results))
     _say(f"wrote {stem}.json and {stem}.md")
     print(report.markdown(results))
