@@ -125,6 +125,26 @@ class GPUSampler:
         self.thread.join()
 
 
+@pytest.fixture
+def a100s(kubectl: Kubectl) -> None:
+    """The A100 nodes to this test alone: namespaces of earlier tests are deleted without
+    waiting, and until their ReplicaSets are gone they may re-create a pod that takes the GPUs
+    a budgeted canary is about to use."""
+
+    def others() -> list[str]:
+        pods = kubectl.json("get", "pods", "-A")["items"]
+        return [
+            f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            for pod in pods
+            if (pod["spec"].get("nodeSelector") or {}).get("nvidia.com/gpu.product") == A100
+            or pod["spec"].get("nodeName", "").startswith("a100-")
+        ]
+
+    wait_for(
+        "no other test's pods on or waiting for the A100 nodes", lambda: not others() or None, timeout=180
+    )
+
+
 def eight_gpu_model(image: str, **canary: Any) -> dict[str, Any]:
     body = manifest(
         "llm",
@@ -137,6 +157,7 @@ def eight_gpu_model(image: str, **canary: Any) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.usefixtures("a100s")
 def test_an_eight_gpu_stable_canaries_with_no_surge_and_never_asks_for_a_ninth_gpu(
     kubectl: Kubectl, namespace: str
 ) -> None:
@@ -165,6 +186,7 @@ def test_an_eight_gpu_stable_canaries_with_no_surge_and_never_asks_for_a_ninth_g
     assert condition(done, "GPUCapacity").get("reason") != "CanaryDoesNotFit"
 
 
+@pytest.mark.usefixtures("a100s")
 def test_a_canary_that_would_not_fit_is_held_and_said_so_instead_of_pending(
     kubectl: Kubectl, namespace: str
 ) -> None:
