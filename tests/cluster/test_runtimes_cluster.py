@@ -128,16 +128,20 @@ class GPUSampler:
 @pytest.fixture
 def a100s(kubectl: Kubectl) -> None:
     """The A100 nodes to this test alone: namespaces of earlier tests are deleted without
-    waiting, and until their ReplicaSets are gone they may re-create a pod that takes the GPUs
-    a budgeted canary is about to use."""
+    waiting, and until their Deployments and ReplicaSets are gone they may re-create a pod that
+    takes the GPUs a budgeted canary is about to use."""
+
+    def wants_a100(spec: dict[str, Any]) -> bool:
+        return (spec.get("nodeSelector") or {}).get("nvidia.com/gpu.product") == A100 or spec.get(
+            "nodeName", ""
+        ).startswith("a100-")
 
     def others() -> list[str]:
-        pods = kubectl.json("get", "pods", "-A")["items"]
+        found = kubectl.json("get", "pods,replicasets,deployments", "-A")["items"]
         return [
-            f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-            for pod in pods
-            if (pod["spec"].get("nodeSelector") or {}).get("nvidia.com/gpu.product") == A100
-            or pod["spec"].get("nodeName", "").startswith("a100-")
+            f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            for obj in found
+            if wants_a100(obj["spec"] if obj["kind"] == "Pod" else obj["spec"]["template"]["spec"])
         ]
 
     wait_for(
