@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from modeldeploy.render.common import LABEL_MODEL
@@ -57,7 +58,7 @@ def _identity(obj: dict[str, Any]) -> Identity:
     return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
 
 
-def _without_managed_fields(obj: dict[str, Any], keep: Any) -> dict[str, Any]:
+def _without_managed_fields(obj: dict[str, Any], keep: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     entries = obj["metadata"].get("managedFields")
     if not entries:
         return obj
