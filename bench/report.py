@@ -132,9 +132,9 @@ def _scale_targets(size: str, ours: dict[str, Any]) -> list[str]:
     reads, writes = (_phase("resync", key)(ours) for key in ("reads_per_object", "writes_per_object"))
     weight = _phase("weight", "p50_seconds")(ours)
     return [
-        f"- {size} models all Ready: {ready}/{size} — " + ("met" if ready == int(size) else "not met"),
+        f"- {size} models all Ready: {ready}/{size} — " + _met(ready == int(size)),
         f"- {size} models, resync reads and writes per model 0: {reads} and {writes} — "
-        + ("met" if reads == 0 and writes == 0 else "not met"),
+        + _met(reads == 0 and writes == 0),
         f"- {size} models, weight change p50 under {TARGET_WEIGHT_P50_SECONDS:g} s: "
         + ("not measured" if weight is None else f"{weight} s — " + _met(weight < TARGET_WEIGHT_P50_SECONDS)),
         f"- {size} models, peak RSS under {TARGET_PEAK_RSS_MB} MB: {ours['peak_rss_mb']} MB — "

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modeldeploy.render.workload import GPU_PRODUCT_LABEL
 from tests.cluster.conftest import Kubectl
 from tests.cluster.modeldeployments import children, condition, get, manifest, wait_condition, wait_status
 from tests.cluster.waiting import wait_for
@@ -132,9 +133,8 @@ def a100s(kubectl: Kubectl) -> None:
     takes the GPUs a budgeted canary is about to use."""
 
     def wants_a100(spec: dict[str, Any]) -> bool:
-        return (spec.get("nodeSelector") or {}).get("nvidia.com/gpu.product") == A100 or spec.get(
-            "nodeName", ""
-        ).startswith("a100-")
+        selected = (spec.get("nodeSelector") or {}).get(GPU_PRODUCT_LABEL) == A100
+        return selected or spec.get("nodeName", "").startswith("a100-")
 
     def others() -> list[str]:
         found = kubectl.json("get", "pods,replicasets,deployments", "-A")["items"]
